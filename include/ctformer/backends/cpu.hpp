@@ -1,0 +1,35 @@
+// The CPU backend: host memory, Eigen for the matrix work, float activations whatever the weights'
+// storage type. It is the reference every other backend is tested against.
+#pragma once
+
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include <Eigen/Core>
+
+namespace ctformer {
+
+struct cpu {
+  static constexpr std::string_view name = "cpu";
+
+  // Owning storage of n elements.
+  template <class T>
+  using buffer = std::vector<T>;
+
+  // Activations and the KV cache are float on the CPU: weights stored as fp16/bf16 are widened as
+  // they are used, so that this backend is the fp32-accumulating reference for the GPU's precisions.
+  template <class T>
+  using activation = float;
+
+  template <class T>
+  static buffer<T> upload(std::span<const T> host) {
+    return buffer<T>(host.begin(), host.end());
+  }
+};
+
+// The weight storage types the CPU backend supports.
+using half = Eigen::half;
+using bfloat16 = Eigen::bfloat16;
+
+}  // namespace ctformer

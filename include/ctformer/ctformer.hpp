@@ -1,0 +1,11 @@
+// ctformer: header-only GPT-2 inference. Include this for everything the CPU backend offers.
+#pragma once
+
+#include "ctformer/backends/cpu.hpp"
+#include "ctformer/cache/paged_kv_cache.hpp"
+#include "ctformer/core/dtype.hpp"
+#include "ctformer/core/error.hpp"
+#include "ctformer/generation/greedy.hpp"
+#include "ctformer/io/gpt2_config.hpp"
+#include "ctformer/io/safetensors.hpp"
+#include "ctformer/models/gpt2.hpp"

@@ -1,0 +1,65 @@
+// What a layer must provide to be composed into a block, and a block into a model. A composition
+// that breaks one of these fails to compile naming the concept, not deep inside a template.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <span>
+
+#include "ctformer/backends/concepts.hpp"
+#include "ctformer/cache/paged_kv_cache.hpp"
+#include "ctformer/core/matrix_view.hpp"
+
+namespace ctformer {
+
+// Per-step views into the model's workspace that a block's layers write their intermediates to.
+template <class A>
+struct BlockScratch {
+  MatrixView<A> normed;  // (N, C)       the normalised input of each sub-layer
+  MatrixView<A> qkv;     // (N, 3C)
+  MatrixView<A> mixed;   // (N, C)       attention output, before the output projection
+  MatrixView<A> hidden;  // (N, n_inner) the MLP's hidden activations
+};
+
+// One step's view of the sequences being extended, for the attention of one layer.
+template <class A>
+struct AttentionStep {
+  std::span<const SequenceSlice> slices;
+  KvLayerView<A> cache;
+};
+
+template <class L>
+concept Layer = Backend<typename L::backend> && requires { typename L::weight_type; };
+
+template <class L>
+using layer_activation_t = activation_t<typename L::backend, typename L::weight_type>;
+
+// x -> out, row by row.
+template <class L>
+concept NormLayer = Layer<L> && requires(const L& l, MatrixView<const layer_activation_t<L>> x,
+                                         MatrixView<layer_activation_t<L>> out) {
+  l.forward(x, out);
+};
+
+// Mixes information across positions, through the KV cache, and adds its result to the residual.
+template <class L>
+concept TokenMixer = Layer<L> && requires(const L& l, MatrixView<const layer_activation_t<L>> x,
+                                          const AttentionStep<layer_activation_t<L>>& step,
+                                          MatrixView<layer_activation_t<L>> residual,
+                                          const BlockScratch<layer_activation_t<L>>& scratch) {
+  l.forward(x, step, residual, scratch);
+};
+
+// Transforms each position on its own and adds its result to the residual.
+template <class L>
+concept ChannelMixer = Layer<L> && requires(const L& l, MatrixView<const layer_activation_t<L>> x,
+                                            MatrixView<layer_activation_t<L>> residual,
+                                            const BlockScratch<layer_activation_t<L>>& scratch) {
+  l.forward(x, residual, scratch);
+};
+
+template <class L, class... Ls>
+concept SameBackendAndType = (std::same_as<typename L::backend, typename Ls::backend> && ...) &&
+                             (std::same_as<typename L::weight_type, typename Ls::weight_type> && ...);
+
+}  // namespace ctformer

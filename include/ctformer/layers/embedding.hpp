@@ -1,0 +1,49 @@
+// GPT-2's input: token embedding plus learned position embedding.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "ctformer/backends/concepts.hpp"
+#include "ctformer/io/gpt2_config.hpp"
+#include "ctformer/io/weight_loader.hpp"
+
+namespace ctformer {
+
+template <Backend B, class T>
+class Embedding {
+ public:
+  using backend = B;
+  using weight_type = T;
+  using A = activation_t<B, T>;
+
+  static Embedding load(const WeightLoader<B, T>& w, const Gpt2Config& c) {
+    return Embedding(w.load("wte.weight", {c.vocab_size, c.n_embd}),
+                     w.load("wpe.weight", {c.n_positions, c.n_embd}), c);
+  }
+
+  void forward(std::span<const std::int32_t> tokens,     // (N), each < vocab_size
+               std::span<const std::int32_t> positions,  // (N), each < n_positions
+               MatrixView<A> out) const {                // (N, C)
+    ops::Embedding<B>::run(tokens, positions, token_table(),
+                           MatrixView<const T>{wpe_.data(), n_positions_, n_embd_}, out);
+  }
+
+  // (V, C): the tied LM head reads it as an [out, in] weight.
+  MatrixView<const T> token_table() const { return {wte_.data(), vocab_size_, n_embd_}; }
+
+ private:
+  using buffer = typename B::template buffer<T>;
+  Embedding(buffer wte, buffer wpe, const Gpt2Config& c)
+      : wte_(std::move(wte)),
+        wpe_(std::move(wpe)),
+        vocab_size_(c.vocab_size),
+        n_positions_(c.n_positions),
+        n_embd_(c.n_embd) {}
+
+  buffer wte_;  // (V, C)
+  buffer wpe_;  // (P, C)
+  std::int64_t vocab_size_, n_positions_, n_embd_;
+};
+
+}  // namespace ctformer

@@ -1,0 +1,56 @@
+// GPT-2's feed-forward network: c_fc, gelu (tanh approximation), c_proj.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "ctformer/backends/concepts.hpp"
+#include "ctformer/io/gpt2_config.hpp"
+#include "ctformer/io/weight_loader.hpp"
+#include "ctformer/layers/concepts.hpp"
+
+namespace ctformer {
+
+template <Backend B, class T>
+class Mlp {
+ public:
+  using backend = B;
+  using weight_type = T;
+  using A = activation_t<B, T>;
+
+  static Mlp load(const WeightLoader<B, T>& w, const std::string& prefix, const Gpt2Config& c) {
+    const std::int64_t C = c.n_embd, H = c.n_inner;
+    return Mlp(w.load(prefix + ".c_fc.weight", {C, H}), w.load(prefix + ".c_fc.bias", {H}),
+               w.load(prefix + ".c_proj.weight", {H, C}), w.load(prefix + ".c_proj.bias", {C}), C,
+               H);
+  }
+
+  // residual += c_proj(gelu(c_fc(x)))
+  void forward(MatrixView<const A> x,  // (N, C), already normalised
+               MatrixView<A> residual, const BlockScratch<A>& scratch) const {
+    ops::Linear<B>::run(x, MatrixView<const T>{w_fc_.data(), C_, H_}, WeightLayout::in_out,
+                        std::span<const T>(b_fc_), ops::Epilogue::bias_gelu, scratch.hidden);
+    ops::Linear<B>::run(MatrixView<const A>(scratch.hidden),
+                        MatrixView<const T>{w_proj_.data(), H_, C_}, WeightLayout::in_out,
+                        std::span<const T>(b_proj_), ops::Epilogue::bias_residual, residual);
+  }
+
+ private:
+  using buffer = typename B::template buffer<T>;
+  Mlp(buffer w_fc, buffer b_fc, buffer w_proj, buffer b_proj, std::int64_t C, std::int64_t H)
+      : w_fc_(std::move(w_fc)),
+        b_fc_(std::move(b_fc)),
+        w_proj_(std::move(w_proj)),
+        b_proj_(std::move(b_proj)),
+        C_(C),
+        H_(H) {}
+
+  buffer w_fc_;    // (C, H)
+  buffer b_fc_;    // (H)
+  buffer w_proj_;  // (H, C)
+  buffer b_proj_;  // (C)
+  std::int64_t C_, H_;
+};
+
+}  // namespace ctformer

@@ -1,0 +1,83 @@
+// Causal self-attention over the paged KV cache. AppendKv writes a step's new keys and values into
+// the cache; PagedAttention then attends each new query to every cached position up to its own.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "ctformer/backends/cpu.hpp"
+#include "ctformer/cache/paged_kv_cache.hpp"
+#include "ctformer/core/matrix_view.hpp"
+
+namespace ctformer::ops {
+
+inline std::int64_t cache_row(const SequenceSlice& s, std::int64_t position, std::int64_t block_size) {
+  return std::int64_t(s.block_table[position / block_size]) * block_size + position % block_size;
+}
+
+template <class Backend>
+struct AppendKv;
+
+template <>
+struct AppendKv<cpu> {
+  static void run(MatrixView<const float> qkv,  // (N, 3C): q | k | v, as GPT-2's c_attn emits them
+                  std::span<const SequenceSlice> slices, KvLayerView<float> cache) {
+    const std::int64_t C = cache.keys.cols;
+    for (const SequenceSlice& s : slices)
+      for (std::int64_t i = 0; i < s.num_rows; ++i) {
+        const float* row = qkv.row(s.first_row + i);
+        const std::int64_t r = cache_row(s, s.past_length + i, cache.block_size);
+        std::copy_n(row + C, C, cache.keys.row(r));
+        std::copy_n(row + 2 * C, C, cache.values.row(r));
+      }
+  }
+};
+
+template <class Backend>
+struct PagedAttention;
+
+template <>
+struct PagedAttention<cpu> {
+  static void run(MatrixView<const float> qkv,  // (N, 3C); only the q part is read
+                  std::span<const SequenceSlice> slices, KvLayerView<const float> cache,
+                  std::int64_t n_head, float scale,
+                  MatrixView<float> out) {  // (N, C)
+    const std::int64_t C = cache.keys.cols;
+    const std::int64_t D = C / n_head;
+    std::vector<float> scores;
+    for (const SequenceSlice& s : slices) {
+      scores.resize(static_cast<std::size_t>(s.past_length + s.num_rows));
+      for (std::int64_t i = 0; i < s.num_rows; ++i) {
+        const std::int64_t visible = s.past_length + i + 1;  // causal: positions 0 .. own
+        for (std::int64_t h = 0; h < n_head; ++h) {
+          const float* q = qkv.row(s.first_row + i) + h * D;
+          float max_score = -INFINITY;
+          for (std::int64_t t = 0; t < visible; ++t) {
+            const float* k = cache.keys.row(cache_row(s, t, cache.block_size)) + h * D;
+            float dot = 0;
+            for (std::int64_t d = 0; d < D; ++d) dot += q[d] * k[d];
+            scores[t] = dot * scale;
+            max_score = std::max(max_score, scores[t]);
+          }
+          float denominator = 0;
+          for (std::int64_t t = 0; t < visible; ++t) {
+            scores[t] = std::exp(scores[t] - max_score);
+            denominator += scores[t];
+          }
+          float* y = out.row(s.first_row + i) + h * D;
+          std::fill_n(y, D, 0.0f);
+          for (std::int64_t t = 0; t < visible; ++t) {
+            const float* v = cache.values.row(cache_row(s, t, cache.block_size)) + h * D;
+            const float p = scores[t] / denominator;
+            for (std::int64_t d = 0; d < D; ++d) y[d] += p * v[d];
+          }
+        }
+      }
+    }
+  }
+};
+
+}  // namespace ctformer::ops

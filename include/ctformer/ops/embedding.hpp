@@ -1,0 +1,34 @@
+// out[i] = wte[tokens[i]] + wpe[positions[i]]: the token and position embeddings of GPT-2's input.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "ctformer/backends/cpu.hpp"
+#include "ctformer/core/matrix_view.hpp"
+
+namespace ctformer::ops {
+
+// Specialised per backend; ids and positions are already validated by the model.
+template <class Backend>
+struct Embedding;
+
+template <>
+struct Embedding<cpu> {
+  template <class T>
+  static void run(std::span<const std::int32_t> tokens,     // (N)
+                  std::span<const std::int32_t> positions,  // (N)
+                  MatrixView<const T> wte,                  // (V, C)
+                  MatrixView<const T> wpe,                  // (P, C)
+                  MatrixView<float> out) {                  // (N, C)
+    for (std::int64_t i = 0; i < out.rows; ++i) {
+      const T* token = wte.row(tokens[i]);
+      const T* position = wpe.row(positions[i]);
+      float* y = out.row(i);
+      for (std::int64_t c = 0; c < out.cols; ++c)
+        y[c] = static_cast<float>(token[c]) + static_cast<float>(position[c]);
+    }
+  }
+};
+
+}  // namespace ctformer::ops
