@@ -7,5 +7,8 @@
 #include "ctformer/core/error.hpp"
 #include "ctformer/generation/greedy.hpp"
 #include "ctformer/io/gpt2_config.hpp"
+#include "ctformer/io/model_directory.hpp"
 #include "ctformer/io/safetensors.hpp"
+#include "ctformer/models/dispatch.hpp"
 #include "ctformer/models/gpt2.hpp"
+#include "ctformer/tokenizer/tokenizer.hpp"

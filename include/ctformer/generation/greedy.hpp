@@ -1,10 +1,11 @@
 // Greedy generation from token ids: the first end-to-end path. Prompts run together as one ragged
 // batch (static batching, `max_batch` at a time); each stops at end-of-text, after max_new_tokens,
-// or when it fills the model's context.
+// at max_length, or when it fills the model's context.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -17,12 +18,28 @@ namespace ctformer {
 
 struct GreedyOptions {
   std::int64_t max_new_tokens = 32;
+  // Hugging Face's max_length: prompt and generated tokens together (the seed workload's 50).
+  std::optional<std::int64_t> max_length;
   std::optional<std::int32_t> eos_token_id;  // generation stops after emitting it (it is kept)
   std::int64_t max_batch = 64;               // prompts decoded together
   std::int64_t kv_block_size = 16;
+  // Called with (prompt index, token) as each token is chosen, for streaming.
+  std::function<void(std::size_t, std::int32_t)> on_token;
 };
 
-// Returns the generated ids of each prompt (prompt not included).
+// Why a sequence stopped.
+enum class FinishReason { stop, length };
+
+// How many tokens prompt p may generate: max_new_tokens, max_length and the context all bound it.
+inline std::int64_t generation_budget(const GreedyOptions& options, std::int64_t prompt_length,
+                                      std::int64_t n_positions) {
+  std::int64_t budget = std::min(options.max_new_tokens, n_positions - prompt_length);
+  if (options.max_length) budget = std::min(budget, *options.max_length - prompt_length);
+  return std::max<std::int64_t>(budget, 0);
+}
+
+// Returns the generated ids of each prompt (prompt not included). finish_reason() tells why each
+// stopped.
 template <class Model>
 std::vector<std::vector<std::int32_t>> generate_greedy(
     Model& model, std::span<const std::vector<std::int32_t>> prompts, const GreedyOptions& options) {
@@ -45,18 +62,20 @@ std::vector<std::vector<std::int32_t>> generate_greedy(
     const std::size_t end = std::min(prompts.size(), begin + std::size_t(options.max_batch));
 
     // Room for every sequence of the batch at its longest.
+    std::vector<std::int64_t> budget(end - begin);
     std::int64_t capacity = 0;
     for (std::size_t p = begin; p < end; ++p) {
-      const std::int64_t longest =
-          std::min(config.n_positions, std::int64_t(prompts[p].size()) + options.max_new_tokens);
-      capacity += (longest + options.kv_block_size - 1) / options.kv_block_size * options.kv_block_size;
+      const auto length = std::int64_t(prompts[p].size());
+      budget[p - begin] = generation_budget(options, length, config.n_positions);
+      capacity += (length + budget[p - begin] + options.kv_block_size - 1) /
+                  options.kv_block_size * options.kv_block_size;
     }
-    auto cache = model.make_cache(capacity, options.kv_block_size);
+    auto cache = model.make_cache(std::max<std::int64_t>(capacity, 1), options.kv_block_size);
 
     std::vector<SequenceStep> steps;  // the live sequences, in prompt order
     std::vector<std::size_t> prompt_of;
     for (std::size_t p = begin; p < end; ++p) {
-      if (options.max_new_tokens == 0) continue;
+      if (budget[p - begin] == 0) continue;
       steps.push_back({cache.add_sequence(), prompts[p]});
       prompt_of.push_back(p);
     }
@@ -69,9 +88,9 @@ std::vector<std::vector<std::int32_t>> generate_greedy(
       for (std::size_t s = 0; s < steps.size(); ++s) {
         std::vector<std::int32_t>& out = outputs[prompt_of[s]];
         out.push_back(next[s]);
-        const bool done = std::int64_t(out.size()) >= options.max_new_tokens ||
-                          (options.eos_token_id && next[s] == *options.eos_token_id) ||
-                          cache.length(steps[s].sequence) >= config.n_positions;
+        if (options.on_token) options.on_token(prompt_of[s], next[s]);
+        const bool done = std::int64_t(out.size()) >= budget[prompt_of[s] - begin] ||
+                          (options.eos_token_id && next[s] == *options.eos_token_id);
         if (done) {
           cache.release(steps[s].sequence);
           continue;
@@ -86,6 +105,13 @@ std::vector<std::vector<std::int32_t>> generate_greedy(
     }
   }
   return outputs;
+}
+
+inline FinishReason finish_reason(std::span<const std::int32_t> generated,
+                                  const GreedyOptions& options) {
+  return options.eos_token_id && !generated.empty() && generated.back() == *options.eos_token_id
+             ? FinishReason::stop
+             : FinishReason::length;
 }
 
 }  // namespace ctformer

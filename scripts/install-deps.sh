@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building ctformer and its tests needs. Idempotent: it installs
+# only what is missing, and does nothing (no root needed) when everything is there.
+set -euo pipefail
+
+packages=(
+  g++ cmake make            # compiler and build
+  libeigen3-dev             # the CPU backend's matrix library (>= 3.4)
+  nlohmann-json3-dev        # config.json, safetensors headers, vocab.json
+  libboost-test-dev         # the test framework
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all build dependencies are installed (${packages[*]})"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+else
+  echo "install-deps: error: packages ${missing[*]} are missing, and installing them needs root." >&2
+  echo "  Run as root:  apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+if ! "${sudo[@]}" apt-get update -qq || \
+   ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}"; then
+  echo "install-deps: error: apt-get could not install ${missing[*]}." >&2
+  echo "  Check the network and the apt sources (this script expects Debian 12 or newer)." >&2
+  exit 1
+fi
+echo "install-deps: done"
