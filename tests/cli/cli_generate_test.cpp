@@ -1,0 +1,155 @@
+// `ctformer generate` end to end, on a small random model with GPT-2's real vocabulary.
+#define BOOST_TEST_MODULE cli_generate
+#include <boost/test/unit_test.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ctformer/ctformer.hpp"
+#include "support/run_cli.hpp"
+#include "support/safetensors_writer.hpp"
+#include "support/test_support.hpp"
+
+using namespace ctformer;
+namespace fs = std::filesystem;
+using test::run_cli;
+
+using ctformer::test::RequireGpt2Vocab;
+BOOST_TEST_GLOBAL_FIXTURE(RequireGpt2Vocab);
+
+namespace {
+
+// A GPT-2 with the full 50,257-token vocabulary but tiny width (C = 16, 1 layer, 64 positions),
+// random weights, and the real vocab.json / merges.txt: small enough to write at test time.
+struct TinyFullVocabModel {
+  test::TempDir dir{"cli-generate"};
+  TinyFullVocabModel() {
+    const std::int64_t V = 50257, P = 64, C = 16, H = 64;
+    nlohmann::json config = {{"model_type", "gpt2"}, {"vocab_size", V}, {"n_positions", P},
+                             {"n_embd", C},          {"n_layer", 1},    {"n_head", 2},
+                             {"n_inner", H},         {"bos_token_id", 50256},
+                             {"eos_token_id", 50256}};
+    std::ofstream(dir.path / "config.json") << config.dump();
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.0f, 0.5f);
+    std::vector<test::RawTensor> tensors;
+    auto add = [&](const std::string& name, std::vector<std::int64_t> shape, float base) {
+      std::int64_t n = 1;
+      for (auto d : shape) n *= d;
+      std::vector<float> values(static_cast<std::size_t>(n));
+      for (float& v : values) v = base + normal(rng);
+      std::vector<std::byte> bytes(values.size() * 4);
+      std::memcpy(bytes.data(), values.data(), bytes.size());
+      tensors.push_back({name, "F32", shape, std::move(bytes)});
+    };
+    add("wte.weight", {V, C}, 0);
+    add("wpe.weight", {P, C}, 0);
+    for (const char* ln : {"h.0.ln_1", "h.0.ln_2", "ln_f"}) {
+      add(std::string(ln) + ".weight", {C}, 1);
+      add(std::string(ln) + ".bias", {C}, 0);
+    }
+    add("h.0.attn.c_attn.weight", {C, 3 * C}, 0);
+    add("h.0.attn.c_attn.bias", {3 * C}, 0);
+    add("h.0.attn.c_proj.weight", {C, C}, 0);
+    add("h.0.attn.c_proj.bias", {C}, 0);
+    add("h.0.mlp.c_fc.weight", {C, H}, 0);
+    add("h.0.mlp.c_fc.bias", {H}, 0);
+    add("h.0.mlp.c_proj.weight", {H, C}, 0);
+    add("h.0.mlp.c_proj.bias", {C}, 0);
+    test::write_safetensors(dir.path / "model.safetensors", tensors);
+    for (const char* f : {"vocab.json", "merges.txt"})
+      fs::copy_file(*test::gpt2_vocab_dir() / f, dir.path / f);
+  }
+  std::string arg() const { return "--model '" + dir.path.string() + "'"; }
+};
+
+const TinyFullVocabModel& tiny() {
+  static const TinyFullVocabModel model;
+  return model;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(json_output_matches_the_library_for_each_prompt_in_order) {
+  const std::vector<std::string> prompts = {"My example 0", "Hello, world", "Caf\xc3\xa9 \xf0\x9f\x98\x80"};
+  std::string input;
+  for (const auto& p : prompts) input += p + "\n";
+  const auto r = run_cli("generate " + tiny().arg() + " --json --max-new-tokens 7 --batch-size 2", input);
+  BOOST_REQUIRE_EQUAL(r.status, 0);
+  const auto results = nlohmann::json::parse(r.out);
+  BOOST_REQUIRE_EQUAL(results.size(), prompts.size());
+
+  auto model = GPT2<cpu, float>::from_directory(tiny().dir.path);
+  const auto tokenizer = Gpt2Tokenizer::from_directory(tiny().dir.path);
+  GreedyOptions options;
+  options.max_new_tokens = 7;
+  options.eos_token_id = 50256;
+  std::vector<std::vector<std::int32_t>> ids;
+  for (const auto& p : prompts) ids.push_back(tokenizer.encode(p));
+  const auto expected = generate_greedy(model, ids, options);
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    const auto& o = results[i];
+    BOOST_TEST(o["prompt"].get<std::string>() == prompts[i]);
+    BOOST_TEST(o["tokens"].get<std::vector<std::int32_t>>() == expected[i],
+               boost::test_tools::per_element());
+    BOOST_TEST(o["prompt_tokens"].get<std::size_t>() == ids[i].size());
+    BOOST_TEST(o["generated_tokens"].get<std::size_t>() == expected[i].size());
+    BOOST_TEST(o["text"].get<std::string>() == to_valid_utf8(tokenizer.decode(expected[i])));
+    BOOST_TEST(o["finish_reason"].get<std::string>() == "length");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(one_prompt_streams_prompt_and_continuation) {
+  const auto r = run_cli("generate " + tiny().arg() + " --prompt 'My example 0' --max-length 10");
+  BOOST_REQUIRE_EQUAL(r.status, 0);
+  BOOST_TEST(r.out.starts_with("My example 0"));
+  const auto j = nlohmann::json::parse(
+      run_cli("generate " + tiny().arg() + " --json --prompt 'My example 0' --max-length 10").out);
+  BOOST_TEST(j[0]["generated_tokens"].get<int>() == 10 - 3);  // max_length counts the prompt
+  BOOST_TEST(r.out == "My example 0" + j[0]["text"].get<std::string>() + "\n");
+}
+
+BOOST_AUTO_TEST_CASE(usage_errors_exit_2_with_the_usage_line) {
+  for (const std::string args : {"generate", "generate --bogus", "generate --model", 
+                                 "generate --model x --max-new-tokens many"}) {
+    const auto r = run_cli(args, "", true);
+    BOOST_TEST(r.status == 2, args);
+    BOOST_TEST(contains(r.out, "usage: ctformer generate"), args << ": " << r.out);
+  }
+  const auto help = run_cli("generate --help");
+  BOOST_TEST(help.status == 0);
+  BOOST_TEST(contains(help.out, "usage: ctformer generate"));
+  BOOST_TEST(run_cli("frobnicate", "", true).status == 2);
+}
+
+BOOST_AUTO_TEST_CASE(runtime_errors_exit_1_with_one_clear_sentence) {
+  auto expect = [](const std::string& args, const std::string& input,
+                   std::initializer_list<std::string> parts) {
+    const auto r = run_cli(args, input, true);
+    BOOST_TEST(r.status == 1, args << ": " << r.out);
+    for (const auto& part : parts) BOOST_TEST(contains(r.out, part), args << ": " << r.out);
+  };
+  expect("generate --model /nonexistent --prompt hi", "", {"/nonexistent", "does not exist"});
+  test::TempDir partial("cli-partial");
+  fs::copy_file(tiny().dir.path / "config.json", partial.path / "config.json");
+  expect("generate --model '" + partial.path.string() + "' --prompt hi", "",
+         {"incomplete", "model.safetensors, vocab.json, merges.txt"});
+  std::string long_prompt;
+  for (int i = 0; i < 80; ++i) long_prompt += " word";
+  expect("generate " + tiny().arg() + " --prompt '" + long_prompt + "'", "", {"80 tokens", "n_positions 64"});
+  expect("generate " + tiny().arg(), "ok\n\nok\n", {"line 2", "empty"});
+  expect("generate " + tiny().arg(), "\xff\xfe\n", {"prompt 1", "UTF-8", "byte offset 0"});
+  expect("generate " + tiny().arg() + " --prompt hi --dtype fp8", "", {"fp8", "fp32, fp16, bf16"});
+  expect("generate " + tiny().arg() + " --prompt hi --device cuda", "", {"CUDA", "--device cpu"});
+  expect("generate " + tiny().arg() + " --file /nonexistent/prompts.txt", "", {"/nonexistent/prompts.txt"});
+}
