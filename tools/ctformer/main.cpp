@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "generate_command.hpp"
+#include "tokenize_command.hpp"
 #include "usage_error.hpp"
 
 namespace {
@@ -19,6 +20,8 @@ struct Command {
 constexpr Command kCommands[] = {
     {"generate", "generate text from prompts with a model directory",
      ctformer::cli::generate_main},
+    {"tokenize", "GPT-2 token ids of text on stdin, or text of ids (--decode)",
+     ctformer::cli::tokenize_main},
 };
 
 void print_usage(std::FILE* out) {
