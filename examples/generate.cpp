@@ -1,8 +1,7 @@
-// The smallest program that loads a GPT-2 model directory and generates text.
+// The smallest program that loads a GPT-2 model directory and generates text, streaming it.
 //   example_generate MODEL_DIR "Once upon a time"
 #include <cstdio>
 #include <exception>
-#include <vector>
 
 #include <ctformer/ctformer.hpp>
 
@@ -14,14 +13,19 @@ int main(int argc, char** argv) {
   try {
     auto model = ctformer::GPT2<ctformer::cpu, float>::from_directory(argv[1]);
     const auto tokenizer = ctformer::Gpt2Tokenizer::from_directory(argv[1]);
+    ctformer::Generator generator(model, {}, &tokenizer);
 
-    const std::vector<std::vector<std::int32_t>> prompts = {tokenizer.encode(argv[2])};
-    ctformer::GreedyOptions options;
-    options.max_new_tokens = 40;
-    options.eos_token_id = model.config().eos_token_id;
-    const auto generated = ctformer::generate_greedy(model, prompts, options);
-
-    std::printf("%s%s\n", argv[2], tokenizer.decode(generated[0]).c_str());
+    ctformer::Request request;
+    request.text = argv[2];
+    request.params.max_new_tokens = 40;
+    request.on_event = [](const ctformer::TokenEvent& e) {
+      std::fputs(e.text.c_str(), stdout);
+      std::fflush(stdout);
+    };
+    std::fputs(argv[2], stdout);
+    generator.submit(request);
+    generator.run();
+    std::fputs("\n", stdout);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

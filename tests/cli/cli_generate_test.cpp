@@ -5,7 +5,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -13,7 +12,7 @@
 
 #include "ctformer/ctformer.hpp"
 #include "support/run_cli.hpp"
-#include "support/safetensors_writer.hpp"
+#include "support/tiny_full_vocab_model.hpp"
 #include "support/test_support.hpp"
 
 using namespace ctformer;
@@ -25,52 +24,8 @@ BOOST_TEST_GLOBAL_FIXTURE(RequireGpt2Vocab);
 
 namespace {
 
-// A GPT-2 with the full 50,257-token vocabulary but tiny width (C = 16, 1 layer, 64 positions),
-// random weights, and the real vocab.json / merges.txt: small enough to write at test time.
-struct TinyFullVocabModel {
-  test::TempDir dir{"cli-generate"};
-  TinyFullVocabModel() {
-    const std::int64_t V = 50257, P = 64, C = 16, H = 64;
-    nlohmann::json config = {{"model_type", "gpt2"}, {"vocab_size", V}, {"n_positions", P},
-                             {"n_embd", C},          {"n_layer", 1},    {"n_head", 2},
-                             {"n_inner", H},         {"bos_token_id", 50256},
-                             {"eos_token_id", 50256}};
-    std::ofstream(dir.path / "config.json") << config.dump();
-    std::mt19937 rng(7);
-    std::normal_distribution<float> normal(0.0f, 0.5f);
-    std::vector<test::RawTensor> tensors;
-    auto add = [&](const std::string& name, std::vector<std::int64_t> shape, float base) {
-      std::int64_t n = 1;
-      for (auto d : shape) n *= d;
-      std::vector<float> values(static_cast<std::size_t>(n));
-      for (float& v : values) v = base + normal(rng);
-      std::vector<std::byte> bytes(values.size() * 4);
-      std::memcpy(bytes.data(), values.data(), bytes.size());
-      tensors.push_back({name, "F32", shape, std::move(bytes)});
-    };
-    add("wte.weight", {V, C}, 0);
-    add("wpe.weight", {P, C}, 0);
-    for (const char* ln : {"h.0.ln_1", "h.0.ln_2", "ln_f"}) {
-      add(std::string(ln) + ".weight", {C}, 1);
-      add(std::string(ln) + ".bias", {C}, 0);
-    }
-    add("h.0.attn.c_attn.weight", {C, 3 * C}, 0);
-    add("h.0.attn.c_attn.bias", {3 * C}, 0);
-    add("h.0.attn.c_proj.weight", {C, C}, 0);
-    add("h.0.attn.c_proj.bias", {C}, 0);
-    add("h.0.mlp.c_fc.weight", {C, H}, 0);
-    add("h.0.mlp.c_fc.bias", {H}, 0);
-    add("h.0.mlp.c_proj.weight", {H, C}, 0);
-    add("h.0.mlp.c_proj.bias", {C}, 0);
-    test::write_safetensors(dir.path / "model.safetensors", tensors);
-    for (const char* f : {"vocab.json", "merges.txt"})
-      fs::copy_file(*test::gpt2_vocab_dir() / f, dir.path / f);
-  }
-  std::string arg() const { return "--model '" + dir.path.string() + "'"; }
-};
-
-const TinyFullVocabModel& tiny() {
-  static const TinyFullVocabModel model;
+const test::TinyFullVocabModel& tiny() {
+  static const test::TinyFullVocabModel model;
   return model;
 }
 
@@ -91,12 +46,18 @@ BOOST_AUTO_TEST_CASE(json_output_matches_the_library_for_each_prompt_in_order) {
 
   auto model = GPT2<cpu, float>::from_directory(tiny().dir.path);
   const auto tokenizer = Gpt2Tokenizer::from_directory(tiny().dir.path);
-  GreedyOptions options;
-  options.max_new_tokens = 7;
-  options.eos_token_id = 50256;
-  std::vector<std::vector<std::int32_t>> ids;
-  for (const auto& p : prompts) ids.push_back(tokenizer.encode(p));
-  const auto expected = generate_greedy(model, ids, options);
+  std::vector<std::vector<std::int32_t>> ids, expected;
+  for (const auto& p : prompts) {
+    Generator alone(model, {}, &tokenizer);
+    Request request;
+    request.text = p;
+    request.params.max_new_tokens = 7;
+    request.params.max_length = 1000;
+    alone.submit(request);
+    const Result r = alone.run().at(0);
+    ids.push_back(r.prompt);
+    expected.push_back(r.tokens);
+  }
   for (std::size_t i = 0; i < prompts.size(); ++i) {
     const auto& o = results[i];
     BOOST_TEST(o["prompt"].get<std::string>() == prompts[i]);

@@ -1,4 +1,5 @@
 // GPT2<cpu, T> against Hugging Face transformers (tests/data, made by tools/make_reference.py).
+// Greedy generation against transformers' generate is in tests/generation/generator_test.cpp.
 #define BOOST_TEST_MODULE gpt2_reference
 #include <boost/test/unit_test.hpp>
 
@@ -105,23 +106,6 @@ BOOST_AUTO_TEST_CASE(incremental_decode_with_the_cache_equals_full_recomputation
   }
 }
 
-BOOST_AUTO_TEST_CASE(greedy_tokens_are_identical_to_transformers_generate) {
-  for (const std::string& name : test::kReferenceModels) {
-    Loaded<float> m(name);
-    std::vector<std::vector<std::int32_t>> prompts;
-    for (const auto& g : m.ref.greedy) prompts.push_back(g.prompt);
-    for (const std::int64_t max_batch : {1, 64}) {  // alone, and all prompts in one batch
-      GreedyOptions options;
-      options.max_new_tokens = m.ref.max_new_tokens;
-      options.eos_token_id = m.model.config().eos_token_id;
-      options.max_batch = max_batch;
-      const auto outputs = generate_greedy(m.model, prompts, options);
-      for (std::size_t i = 0; i < prompts.size(); ++i)
-        BOOST_TEST(outputs[i] == m.ref.greedy[i].generated, boost::test_tools::per_element());
-    }
-  }
-}
-
 // Weights stored in fp16 / bf16, computed in fp32: rounding each weight costs a relative 2^-11
 // (fp16) or 2^-8 (bf16). Measured worst cases over the three fixtures: 1.0e-3 (fp16) and 7.9e-3
 // (bf16); the bounds leave a 3x margin (run with --log_level=message to see the figures).
@@ -170,12 +154,6 @@ BOOST_AUTO_TEST_CASE(bad_tokens_and_lengths_are_input_errors_that_change_nothing
   const std::int32_t one_more[] = {7};
   const SequenceStep next{s, one_more};
   BOOST_CHECK_THROW(m.model.forward({&next, 1}, cache), InputError);
-
-  GreedyOptions options;
-  const std::vector<std::vector<std::int32_t>> too_long = {std::vector<std::int32_t>(P + 1, 3)};
-  BOOST_CHECK_THROW(generate_greedy(m.model, too_long, options), InputError);
-  const std::vector<std::vector<std::int32_t>> empty = {{}};
-  BOOST_CHECK_THROW(generate_greedy(m.model, empty, options), InputError);
 }
 
 BOOST_AUTO_TEST_CASE(a_full_cache_is_refused_before_anything_changes) {

@@ -1,7 +1,6 @@
-// `ctformer generate`: greedy text generation from a model directory.
+// `ctformer generate`: text generation from a model directory, streamed or as JSON.
 #pragma once
 
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -12,26 +11,30 @@
 
 #include "arguments.hpp"
 #include "ctformer/ctformer.hpp"
-#include "ctformer/io/model_directory.hpp"
-#include "ctformer/models/dispatch.hpp"
-#include "ctformer/tokenizer/gpt2_tokenizer.hpp"
-#include "ctformer/tokenizer/streaming_decoder.hpp"
 
 namespace ctformer::cli {
 
 inline constexpr const char* kGenerateUsage =
     "usage: ctformer generate --model DIR [--prompt TEXT | --file F] [--max-new-tokens N]\n"
-    "                         [--max-length N] [--batch-size N] [--dtype fp32|fp16|bf16]\n"
-    "                         [--device cpu] [--json]\n"
+    "                         [--max-length N] [--temperature T] [--top-k K] [--top-p P]\n"
+    "                         [--repetition-penalty R] [--seed S] [--stop TEXT]...\n"
+    "                         [--batch-size N] [--dtype fp32|fp16|bf16] [--device cpu] [--json]\n"
     "\n"
-    "Greedy generation. DIR is a Hugging Face GPT-2 folder (config.json, model.safetensors,\n"
-    "vocab.json, merges.txt). Prompts come from --prompt, or one per line from --file or stdin.\n"
-    "One prompt streams its text as it is generated; several are batched and printed in order.\n"
-    "  --max-new-tokens N  tokens to generate per prompt (default 32)\n"
-    "  --max-length N      limit on prompt + generated tokens, as transformers' max_length\n"
-    "  --batch-size N      prompts decoded together (default 64)\n"
-    "  --dtype D           weight storage: fp32 (default), fp16 or bf16; compute is fp32 on cpu\n"
-    "  --json              print a JSON array, one object per prompt (see docs/cli.md)";
+    "DIR is a Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json, merges.txt).\n"
+    "Prompts come from --prompt, or one per line from --file or standard input. One prompt\n"
+    "streams its text as it is generated; several are batched and printed in input order.\n"
+    "Defaults come from the model's generation_config.json, as in transformers (greedy, and\n"
+    "max_length 20, for gpt2).\n"
+    "  --max-new-tokens N   tokens to generate per prompt\n"
+    "  --max-length N       prompt + generated tokens, as transformers' max_length\n"
+    "  --temperature T      sample with temperature T (0: greedy)\n"
+    "  --top-k K, --top-p P keep the K most likely tokens / the most likely mass P when sampling\n"
+    "  --repetition-penalty R   transformers' repetition penalty (1: none)\n"
+    "  --seed S             the random seed of every prompt (reproducible samples)\n"
+    "  --stop TEXT          stop when the text contains TEXT (repeatable; kept in the text)\n"
+    "  --batch-size N       sequences decoded together (default 64)\n"
+    "  --dtype D            weight storage: fp32 (default), fp16 or bf16; cpu computes in fp32\n"
+    "  --json               print a JSON array, one object per prompt (docs/cli.md)";
 
 inline std::vector<std::string> read_prompt_lines(std::istream& in, const std::string& source) {
   std::vector<std::string> prompts;
@@ -47,6 +50,17 @@ inline std::vector<std::string> read_prompt_lines(std::istream& in, const std::s
   return prompts;
 }
 
+// The JSON name of a finish reason: "stop" (end-of-text or a stop string), "length", "cancelled".
+inline std::string_view json_finish_reason(FinishReason r) {
+  switch (r) {
+    case FinishReason::eos:
+    case FinishReason::stop_string: return "stop";
+    case FinishReason::length: return "length";
+    case FinishReason::cancelled: return "cancelled";
+  }
+  return "?";
+}
+
 inline int generate_main(int argc, char** argv) {
   Arguments args(argc, argv, kGenerateUsage);
   if (args.wants_help()) {
@@ -56,9 +70,16 @@ inline int generate_main(int argc, char** argv) {
   const auto model_dir = args.value("--model");
   const auto prompt = args.value("--prompt");
   const auto file = args.value("--file");
-  GreedyOptions options;
-  options.max_new_tokens = args.number<std::int64_t>("--max-new-tokens").value_or(32);
-  options.max_length = args.number<std::int64_t>("--max-length");
+  const auto max_new_tokens = args.number<std::int64_t>("--max-new-tokens");
+  const auto max_length = args.number<std::int64_t>("--max-length");
+  const auto temperature = args.number<float>("--temperature");
+  const auto top_k = args.number<std::int32_t>("--top-k");
+  const auto top_p = args.number<float>("--top-p");
+  const auto repetition_penalty = args.number<float>("--repetition-penalty");
+  const auto seed = args.number<std::uint64_t>("--seed");
+  std::vector<std::string> stops;
+  while (auto stop = args.value("--stop")) stops.push_back(*stop);
+  GeneratorOptions options;
   options.max_batch = args.number<std::int64_t>("--batch-size").value_or(64);
   const std::string dtype_name = args.value("--dtype").value_or("fp32");
   const std::string device_name = args.value("--device").value_or("cpu");
@@ -66,12 +87,27 @@ inline int generate_main(int argc, char** argv) {
   args.finish();
   if (!model_dir) args.fail("--model DIR is required");
   if (prompt && file) args.fail("give --prompt or --file, not both");
-  if (options.max_new_tokens < 0) args.fail("--max-new-tokens must be >= 0");
   if (options.max_batch <= 0) args.fail("--batch-size must be positive");
   const DType dtype = parse_weight_dtype(dtype_name);
   const Device device = parse_device(device_name);
 
   check_model_directory(*model_dir, NeedTokenizer::yes);
+  GenerationParams params =
+      GenerationParams::from_generation_config(std::filesystem::path(*model_dir) / "generation_config.json");
+  if (max_new_tokens) params.max_new_tokens = max_new_tokens;
+  if (max_length) params.max_length = *max_length;
+  if (max_new_tokens && !max_length) params.max_length = std::int64_t(1) << 40;  // as transformers
+  if (temperature) {
+    params.temperature = *temperature;
+    params.do_sample = *temperature > 0;
+  }
+  if (top_k) params.top_k = *top_k;
+  if (top_p) params.top_p = *top_p;
+  if (repetition_penalty) params.repetition_penalty = *repetition_penalty;
+  params.seed = seed;
+  params.stop_strings = stops;
+  params.validate();
+
   std::vector<std::string> prompts;
   if (prompt) {
     prompts.push_back(*prompt);
@@ -82,52 +118,45 @@ inline int generate_main(int argc, char** argv) {
   } else {
     prompts = read_prompt_lines(std::cin, "standard input");
   }
-
   const Gpt2Tokenizer tokenizer = Gpt2Tokenizer::from_directory(*model_dir);
-  std::vector<std::vector<std::int32_t>> ids;
-  for (std::size_t p = 0; p < prompts.size(); ++p) {
-    try {
-      ids.push_back(tokenizer.encode(prompts[p]));
-    } catch (const InputError& e) {
-      throw InputError("prompt " + std::to_string(p + 1) + ": " + e.what());
-    }
-    if (ids.back().empty()) throw InputError("prompt " + std::to_string(p + 1) + " has no tokens");
-  }
 
   return with_gpt2(device, dtype, *model_dir, [&](auto& model) {
-    options.eos_token_id = model.config().eos_token_id;
+    Generator generator(model, options, &tokenizer);
     const bool stream = prompts.size() == 1 && !json;
-    Utf8StreamDecoder decoder(tokenizer);
-    if (stream) {
-      std::cout << prompts[0] << std::flush;
-      options.on_token = [&](std::size_t, std::int32_t id) {
-        if (id != *options.eos_token_id) std::cout << decoder.push(id) << std::flush;
-      };
-    }
-    const auto outputs = generate_greedy(model, ids, options);
-    if (stream) {
-      std::cout << decoder.finish() << '\n';
-      return 0;
-    }
-    nlohmann::json results = nlohmann::json::array();
     for (std::size_t p = 0; p < prompts.size(); ++p) {
-      std::vector<std::int32_t> text_ids = outputs[p];
-      if (finish_reason(outputs[p], options) == FinishReason::stop) text_ids.pop_back();
-      const std::string text = to_valid_utf8(tokenizer.decode(text_ids));
-      if (json) {
-        results.push_back(
-            {{"prompt", prompts[p]},
-             {"text", text},
-             {"tokens", outputs[p]},
-             {"finish_reason",
-              finish_reason(outputs[p], options) == FinishReason::stop ? "stop" : "length"},
-             {"prompt_tokens", ids[p].size()},
-             {"generated_tokens", outputs[p].size()}});
-      } else {
-        std::cout << "=== " << (p + 1) << " ===\n" << prompts[p] << text << "\n";
+      Request request;
+      request.text = prompts[p];
+      request.params = params;
+      if (stream) request.on_event = [](const TokenEvent& e) { std::cout << e.text << std::flush; };
+      try {
+        generator.submit(std::move(request));
+      } catch (const InputError& e) {
+        throw InputError("prompt " + std::to_string(p + 1) + ": " + e.what());
       }
     }
-    if (json) std::cout << results.dump(2) << '\n';
+    if (stream) std::cout << prompts[0] << std::flush;
+    const std::vector<Result> results = generator.run();  // in submission order
+    if (stream) {
+      std::cout << '\n';
+      return 0;
+    }
+    nlohmann::json out = nlohmann::json::array();
+    for (std::size_t p = 0; p < results.size(); ++p) {
+      const Result& r = results[p];
+      if (json) {
+        out.push_back({{"prompt", prompts[p]},
+                       {"text", r.text},
+                       {"tokens", r.tokens},
+                       {"finish_reason", json_finish_reason(r.finish_reason)},
+                       {"prompt_tokens", r.prompt.size()},
+                       {"generated_tokens", r.tokens.size()},
+                       {"ttft_ms", r.ttft_ms},
+                       {"seed", r.seed}});
+      } else {
+        std::cout << "=== " << (p + 1) << " ===\n" << prompts[p] << r.text << "\n";
+      }
+    }
+    if (json) std::cout << out.dump(2) << '\n';
     return 0;
   });
 }

@@ -1,0 +1,93 @@
+// What one request asks of generation: how to choose tokens and when to stop. Defaults are those of
+// transformers' GenerationConfig, and a model's generation_config.json overrides them, as in
+// transformers (gpt2's asks for nothing, so it decodes greedily).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ctformer/core/error.hpp"
+
+namespace ctformer {
+
+struct GenerationParams {
+  // Choosing tokens. do_sample = false, or temperature = 0, is greedy.
+  bool do_sample = false;
+  float temperature = 1.0f;
+  std::int32_t top_k = 50;  // 0 disables
+  float top_p = 1.0f;       // 1 disables
+  float repetition_penalty = 1.0f;
+  std::optional<std::uint64_t> seed;  // the request's own random stream; random when absent
+
+  // Stopping. A request stops at the first of these.
+  std::optional<std::int64_t> max_new_tokens;
+  std::int64_t max_length = 20;  // prompt + generated (transformers' default)
+  bool stop_at_eos = true;
+  std::vector<std::string> stop_strings;  // the text is cut right after the first one generated
+
+  bool greedy() const { return !do_sample || temperature <= 0.0f; }
+
+  // How many tokens a prompt of `prompt_length` may generate in a context of n_positions.
+  std::int64_t token_budget(std::int64_t prompt_length, std::int64_t n_positions) const {
+    std::int64_t budget = std::min(max_length, n_positions) - prompt_length;
+    if (max_new_tokens) budget = std::min(budget, *max_new_tokens);
+    return std::max<std::int64_t>(budget, 0);
+  }
+
+  // Throws InputError naming the bad value.
+  void validate() const {
+    auto bad = [](const std::string& what) { throw InputError("generation parameter " + what); };
+    if (!(temperature >= 0.0f)) bad("temperature " + std::to_string(temperature) + " must be >= 0");
+    if (top_k < 0) bad("top_k " + std::to_string(top_k) + " must be >= 0 (0 disables it)");
+    if (!(top_p > 0.0f && top_p <= 1.0f)) bad("top_p " + std::to_string(top_p) + " must be in (0, 1]");
+    if (!(repetition_penalty > 0.0f))
+      bad("repetition_penalty " + std::to_string(repetition_penalty) + " must be > 0");
+    if (max_new_tokens && *max_new_tokens < 0)
+      bad("max_new_tokens " + std::to_string(*max_new_tokens) + " must be >= 0");
+    if (max_length < 0) bad("max_length " + std::to_string(max_length) + " must be >= 0");
+    for (const std::string& s : stop_strings)
+      if (s.empty()) bad("stop_strings holds an empty string");
+  }
+
+  // transformers' defaults overridden by `path` (a generation_config.json) when it exists.
+  static GenerationParams from_generation_config(const std::filesystem::path& path) {
+    GenerationParams p;
+    if (!std::filesystem::exists(path)) return p;
+    std::ifstream in(path);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw ConfigError("generation config '" + path.string() + "': not valid JSON: " + e.what());
+    }
+    try {
+      if (j.contains("do_sample")) p.do_sample = j["do_sample"].get<bool>();
+      if (j.contains("temperature")) p.temperature = j["temperature"].get<float>();
+      if (j.contains("top_k")) p.top_k = j["top_k"].get<std::int32_t>();
+      if (j.contains("top_p")) p.top_p = j["top_p"].get<float>();
+      if (j.contains("repetition_penalty"))
+        p.repetition_penalty = j["repetition_penalty"].get<float>();
+      if (j.contains("max_length") && !j["max_length"].is_null())
+        p.max_length = j["max_length"].get<std::int64_t>();
+      if (j.contains("max_new_tokens") && !j["max_new_tokens"].is_null())
+        p.max_new_tokens = j["max_new_tokens"].get<std::int64_t>();
+    } catch (const nlohmann::json::exception& e) {
+      throw ConfigError("generation config '" + path.string() + "': a value has the wrong type: " +
+                        e.what());
+    }
+    try {
+      p.validate();
+    } catch (const InputError& e) {
+      throw ConfigError("generation config '" + path.string() + "': " + e.what());
+    }
+    return p;
+  }
+};
+
+}  // namespace ctformer

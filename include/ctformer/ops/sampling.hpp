@@ -1,0 +1,104 @@
+// Choosing the next token of each sequence from its logits: repetition penalty, then temperature,
+// top-k and top-p, in the order Hugging Face transformers applies its logits processors; greedy
+// (argmax after the penalty) when the temperature is 0.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <vector>
+
+#include "ctformer/backends/cpu.hpp"
+#include "ctformer/core/matrix_view.hpp"
+#include "ctformer/core/random.hpp"
+
+namespace ctformer::ops {
+
+// How one row of logits is turned into a token.
+struct SamplingRow {
+  float temperature = 0.0f;         // 0: greedy
+  std::int32_t top_k = 0;           // keep the k most likely tokens; 0: all
+  float top_p = 1.0f;               // keep the smallest set whose probability reaches top_p
+  float repetition_penalty = 1.0f;  // > 1 discourages tokens already in `history`
+  std::uint64_t seed = 0;           // the request's random stream ...
+  std::uint64_t draw = 0;           // ... and which draw of it this is (its token index)
+  std::span<const std::int32_t> history;  // prompt and generated tokens, for the penalty
+};
+
+template <class Backend>
+struct Sample;
+
+template <>
+struct Sample<cpu> {
+  static void run(MatrixView<const float> logits,  // (M, V)
+                  std::span<const SamplingRow> rows,  // (M)
+                  std::span<std::int32_t> ids) {   // (M), host memory
+    std::vector<float> scores;
+    std::vector<std::int32_t> order;
+    for (std::int64_t i = 0; i < logits.rows; ++i) {
+      const SamplingRow& r = rows[std::size_t(i)];
+      scores.assign(logits.row(i), logits.row(i) + logits.cols);
+      if (r.repetition_penalty != 1.0f)
+        for (const std::int32_t t : r.history) {
+          // Each token once, however often it occurred (transformers gathers, then scatters).
+          float& s = scores[std::size_t(t)];
+          const float original = logits.row(i)[t];
+          s = original > 0 ? original / r.repetition_penalty : original * r.repetition_penalty;
+        }
+      ids[std::size_t(i)] = r.temperature <= 0.0f ? argmax(scores) : draw(scores, r, order);
+    }
+  }
+
+ private:
+  static std::int32_t argmax(const std::vector<float>& scores) {
+    return std::int32_t(std::max_element(scores.begin(), scores.end()) - scores.begin());
+  }
+
+  static std::int32_t draw(std::vector<float>& scores, const SamplingRow& r,
+                           std::vector<std::int32_t>& order) {
+    const auto V = std::int32_t(scores.size());
+    for (float& s : scores) s /= r.temperature;
+    // Candidates by decreasing score; ties keep the lower id first.
+    order.resize(std::size_t(V));
+    std::iota(order.begin(), order.end(), 0);
+    const std::int32_t k = (r.top_k > 0 && r.top_k < V) ? r.top_k : V;
+    auto by_score = [&](std::int32_t a, std::int32_t b) {
+      return scores[std::size_t(a)] > scores[std::size_t(b)] ||
+             (scores[std::size_t(a)] == scores[std::size_t(b)] && a < b);
+    };
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), by_score);
+    order.resize(std::size_t(k));
+
+    // Softmax over the top-k candidates (in double: the tail matters for top-p's cut).
+    const double max_score = scores[std::size_t(order[0])];
+    std::vector<double> p(order.size());
+    double total = 0;
+    for (std::size_t j = 0; j < order.size(); ++j)
+      total += p[j] = std::exp(double(scores[std::size_t(order[j])]) - max_score);
+    // top-p: keep the smallest prefix whose probability reaches top_p (at least one token).
+    std::size_t kept = order.size();
+    if (r.top_p < 1.0f) {
+      double cumulative = 0;
+      for (std::size_t j = 0; j < order.size(); ++j) {
+        cumulative += p[j] / total;
+        if (cumulative >= double(r.top_p)) {
+          kept = j + 1;
+          break;
+        }
+      }
+    }
+    double kept_total = 0;
+    for (std::size_t j = 0; j < kept; ++j) kept_total += p[j];
+    const double u = double(uniform_float(r.seed, r.draw)) * kept_total;
+    double cumulative = 0;
+    for (std::size_t j = 0; j < kept; ++j) {
+      cumulative += p[j];
+      if (u < cumulative) return order[j];
+    }
+    return order[kept - 1];
+  }
+};
+
+}  // namespace ctformer::ops
