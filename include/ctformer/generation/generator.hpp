@@ -301,8 +301,8 @@ class Generator {
 
   void admit(std::vector<TokenEvent>& events) {
     std::int64_t step_tokens = std::int64_t(running_.size());
-    std::int64_t reserved = 0;  // blocks the running sequences' next tokens need
-    for (const Live& s : running_) reserved += cache_.blocks_needed(*s.sequence, 1);
+    std::int64_t available = cache_.free_blocks();  // less what this step already claims
+    for (const Live& s : running_) available -= cache_.blocks_needed(*s.sequence, 1);
     while (!waiting_.empty() && std::int64_t(running_.size()) < options_.max_batch) {
       Live& s = waiting_.front();
       if (s.budget <= std::int64_t(s.generated())) {  // nothing to generate (prompt fills it)
@@ -313,10 +313,11 @@ class Generator {
       }
       const auto length = std::int64_t(s.tokens.size());
       if (step_tokens > 0 && step_tokens + length > options_.max_step_tokens) break;
-      if (cache_.blocks_for(length) > cache_.free_blocks() - reserved) break;
+      if (cache_.blocks_for(length) > available) break;
       s.sequence = cache_.add_sequence();
       s.cached = 0;
       step_tokens += length;
+      available -= cache_.blocks_for(length);
       running_.push_back(std::move(s));
       waiting_.pop_front();
     }
