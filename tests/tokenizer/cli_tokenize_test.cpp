@@ -2,9 +2,6 @@
 #define BOOST_TEST_MODULE cli_tokenize
 #include <boost/test/unit_test.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/run_cli.hpp"
 #include "support/test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -23,30 +21,8 @@ BOOST_TEST_GLOBAL_FIXTURE(RequireGpt2Vocab);
 
 namespace {
 
-struct Result {
-  int status;
-  std::string out;
-};
-
-// Runs `ctformer <args>` with `input` on stdin; captures stdout (stderr too when merge_stderr).
-Result run_cli(const std::string& args, const std::string& input, bool merge_stderr = false) {
-  static int counter = 0;
-  const fs::path in_file =
-      fs::temp_directory_path() /
-      ("ctformer_cli_tok_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".in");
-  std::ofstream(in_file, std::ios::binary) << input;
-  const std::string cmd = std::string("'") + CTFORMER_CLI + "' " + args + " < '" +
-                          in_file.string() + "'" + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  BOOST_REQUIRE(pipe);
-  std::string out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  const int status = ::pclose(pipe);
-  fs::remove(in_file);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using Result = ctformer::test::CliResult;
+using ctformer::test::run_cli;
 
 std::string model_arg() {
   return "--model '" + ctformer::test::gpt2_vocab_dir()->string() + "'";
