@@ -8,6 +8,9 @@ packages=(
   libeigen3-dev             # the CPU backend's matrix library (>= 3.4)
   nlohmann-json3-dev        # config.json, safetensors headers, vocab.json
   libboost-test-dev         # the test framework
+  libcurl4-openssl-dev      # ctformer download: HTTP(S) from the Hugging Face hub
+  libssl-dev                # ctformer download: SHA-256 checks (OpenSSL libcrypto)
+  ca-certificates           # ctformer download: trusting the hub's TLS certificate
 )
 
 missing=()

@@ -10,17 +10,21 @@
 #include <nlohmann/json.hpp>
 
 #include "arguments.hpp"
+#include "hub/hub.hpp"
+#include "prompt_file.hpp"
 #include "ctformer/ctformer.hpp"
 
 namespace ctformer::cli {
 
 inline constexpr const char* kGenerateUsage =
-    "usage: ctformer generate --model DIR [--prompt TEXT | --file F] [--max-new-tokens N]\n"
+    "usage: ctformer generate --model DIR|NAME [--prompt TEXT | --file F] [--max-new-tokens N]\n"
     "                         [--max-length N] [--temperature T] [--top-k K] [--top-p P]\n"
     "                         [--repetition-penalty R] [--seed S] [--stop TEXT]...\n"
     "                         [--batch-size N] [--dtype fp32|fp16|bf16] [--device cpu] [--json]\n"
     "\n"
-    "DIR is a Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json, merges.txt).\n"
+    "DIR is a Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json, merges.txt);\n"
+    "NAME is a hub model (gpt2, distilgpt2, openai-community/gpt2, ...), taken from the Hugging\n"
+    "Face cache or downloaded into it (docs/download.md).\n"
     "Prompts come from --prompt, or one per line from --file or standard input. One prompt\n"
     "streams its text as it is generated; several are batched and printed in input order.\n"
     "Defaults come from the model's generation_config.json, as in transformers (greedy, and\n"
@@ -35,20 +39,6 @@ inline constexpr const char* kGenerateUsage =
     "  --batch-size N       sequences decoded together (default 64)\n"
     "  --dtype D            weight storage: fp32 (default), fp16 or bf16; cpu computes in fp32\n"
     "  --json               print a JSON array, one object per prompt (docs/cli.md)";
-
-inline std::vector<std::string> read_prompt_lines(std::istream& in, const std::string& source) {
-  std::vector<std::string> prompts;
-  std::string line;
-  for (std::size_t n = 1; std::getline(in, line); ++n) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty())
-      throw InputError(source + " line " + std::to_string(n) +
-                       " is empty; give one non-empty prompt per line");
-    prompts.push_back(line);
-  }
-  if (prompts.empty()) throw InputError(source + " holds no prompts");
-  return prompts;
-}
 
 // The JSON name of a finish reason: "stop" (end-of-text or a stop string), "length", "cancelled".
 inline std::string_view json_finish_reason(FinishReason r) {
@@ -85,15 +75,17 @@ inline int generate_main(int argc, char** argv) {
   const std::string device_name = args.value("--device").value_or("cpu");
   const bool json = args.flag("--json");
   args.finish();
-  if (!model_dir) args.fail("--model DIR is required");
+  if (!model_dir) args.fail("--model DIR|NAME is required");
   if (prompt && file) args.fail("give --prompt or --file, not both");
   if (options.max_batch <= 0) args.fail("--batch-size must be positive");
   const DType dtype = parse_weight_dtype(dtype_name);
   const Device device = parse_device(device_name);
 
-  check_model_directory(*model_dir, NeedTokenizer::yes);
+  // A folder as is; a hub name (gpt2, openai-community/gpt2, ...) from the cache or downloaded.
+  const std::filesystem::path model_path = resolve_model(*model_dir);
+  check_model_directory(model_path, NeedTokenizer::yes);
   GenerationParams params =
-      GenerationParams::from_generation_config(std::filesystem::path(*model_dir) / "generation_config.json");
+      GenerationParams::from_generation_config(model_path / "generation_config.json");
   if (max_new_tokens) params.max_new_tokens = max_new_tokens;
   if (max_length) params.max_length = *max_length;
   if (max_new_tokens && !max_length) params.max_length = std::int64_t(1) << 40;  // as transformers
@@ -118,9 +110,9 @@ inline int generate_main(int argc, char** argv) {
   } else {
     prompts = read_prompt_lines(std::cin, "standard input");
   }
-  const Gpt2Tokenizer tokenizer = Gpt2Tokenizer::from_directory(*model_dir);
+  const Gpt2Tokenizer tokenizer = Gpt2Tokenizer::from_directory(model_path);
 
-  return with_gpt2(device, dtype, *model_dir, [&](auto& model) {
+  return with_gpt2(device, dtype, model_path, [&](auto& model) {
     Generator generator(model, options, &tokenizer);
     const bool stream = prompts.size() == 1 && !json;
     for (std::size_t p = 0; p < prompts.size(); ++p) {

@@ -4,7 +4,9 @@
 #include <exception>
 #include <string_view>
 
+#include "download_command.hpp"
 #include "generate_command.hpp"
+#include "info_command.hpp"
 #include "tokenize_command.hpp"
 #include "usage_error.hpp"
 
@@ -18,8 +20,12 @@ struct Command {
 
 // Each subcommand lives in its own <name>_command.hpp beside this file.
 constexpr Command kCommands[] = {
-    {"generate", "generate text from prompts with a model directory",
+    {"generate", "generate text from prompts with a model folder or hub name",
      ctformer::cli::generate_main},
+    {"download", "download a GPT-2 model from the Hugging Face hub (gpt2, gpt2-medium, ...)",
+     ctformer::cli::download_main},
+    {"info", "a model's config, parameters, memory, and the backends that can run it",
+     ctformer::cli::info_main},
     {"tokenize", "GPT-2 token ids of text on stdin, or text of ids (--decode)",
      ctformer::cli::tokenize_main},
 };

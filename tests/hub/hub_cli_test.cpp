@@ -1,0 +1,291 @@
+// `ctformer download` and `ctformer info`, and `generate --model NAME`, end to end against a fake
+// hub on loopback (HF_ENDPOINT) with a temporary HF_HOME: exit codes, output, resumption.
+#define BOOST_TEST_MODULE hub_cli
+#include <boost/test/unit_test.hpp>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "fake_hub.hpp"
+#include "support/run_cli.hpp"
+#include "support/safetensors_writer.hpp"
+
+namespace fs = std::filesystem;
+using namespace ctformer;
+using test::FakeHub;
+using test::run_cli;
+using test::Trouble;
+
+namespace {
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+// GPT-2's byte-to-character table (bytes_to_unicode), as UTF-8.
+std::string byte_token(int b) {
+  const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+  int cp = b;
+  if (!printable) {
+    int n = 0;
+    for (int x = 0; x < b; ++x)
+      if (!((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE))) ++n;
+    cp = 256 + n;
+  }
+  std::string s;
+  if (cp < 0x80) {
+    s += static_cast<char>(cp);
+  } else {
+    s += static_cast<char>(0xC0 | (cp >> 6));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return s;
+}
+
+// A tiny GPT-2 with a byte-level vocabulary (256 bytes + <|endoftext|>, no merges) and random
+// weights: every file a hub repository has, small enough to serve in a test.
+std::map<std::string, std::string> tiny_model_files() {
+  const std::int64_t V = 257, P = 32, C = 16, H = 64;
+  std::map<std::string, std::string> files;
+  files["config.json"] =
+      nlohmann::json{{"model_type", "gpt2"}, {"vocab_size", V},     {"n_positions", P},
+                     {"n_embd", C},          {"n_layer", 1},        {"n_head", 2},
+                     {"n_inner", H},         {"bos_token_id", 256}, {"eos_token_id", 256}}
+          .dump();
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[byte_token(b)] = b;
+  vocab["<|endoftext|>"] = 256;
+  files["vocab.json"] = vocab.dump();
+  files["merges.txt"] = "#version: 0.2\n";
+  files["generation_config.json"] = R"({"bos_token_id": 256, "eos_token_id": 256})";
+
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  std::vector<test::RawTensor> tensors;
+  auto add = [&](const std::string& name, std::vector<std::int64_t> shape, float base) {
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;
+    std::vector<float> values(static_cast<std::size_t>(n));
+    for (float& v : values) v = base + normal(rng);
+    std::vector<std::byte> bytes(values.size() * 4);
+    std::memcpy(bytes.data(), values.data(), bytes.size());
+    tensors.push_back({name, "F32", shape, std::move(bytes)});
+  };
+  add("wte.weight", {V, C}, 0);
+  add("wpe.weight", {P, C}, 0);
+  for (const char* ln : {"h.0.ln_1", "h.0.ln_2", "ln_f"}) {
+    add(std::string(ln) + ".weight", {C}, 1);
+    add(std::string(ln) + ".bias", {C}, 0);
+  }
+  add("h.0.attn.c_attn.weight", {C, 3 * C}, 0);
+  add("h.0.attn.c_attn.bias", {3 * C}, 0);
+  add("h.0.attn.c_proj.weight", {C, C}, 0);
+  add("h.0.attn.c_proj.bias", {C}, 0);
+  add("h.0.mlp.c_fc.weight", {C, H}, 0);
+  add("h.0.mlp.c_fc.bias", {H}, 0);
+  add("h.0.mlp.c_proj.weight", {H, C}, 0);
+  add("h.0.mlp.c_proj.bias", {C}, 0);
+  test::TempDir tmp("hub-cli-model");
+  test::write_safetensors(tmp.path / "model.safetensors", tensors);
+  files["model.safetensors"] = read_file(tmp.path / "model.safetensors");
+  return files;
+}
+
+// Parameters of the tiny model: V*C + P*C + layer + final LayerNorm.
+constexpr std::int64_t kTinyParams =
+    257 * 16 + 32 * 16 +
+    (2 * 16 + 16 * 48 + 48 + 16 * 16 + 16 + 2 * 16 + 16 * 64 + 64 + 64 * 16 + 16) + 2 * 16;
+
+struct Fixture {
+  test::TempDir tmp{"hub-cli"};
+  FakeHub hub;
+  Fixture() {
+    for (auto& [name, content] : tiny_model_files())
+      hub.files[name] = {content, name == "model.safetensors"};
+    for (const char* v :
+         {"HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+          "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "XDG_CACHE_HOME"})
+      ::unsetenv(v);
+    ::setenv("HF_ENDPOINT", hub.endpoint().c_str(), 1);
+    ::setenv("HF_HOME", (tmp.path / "hf").c_str(), 1);
+  }
+  ~Fixture() {
+    ::unsetenv("HF_ENDPOINT");
+    ::unsetenv("HF_HOME");
+    ::unsetenv("HF_HUB_OFFLINE");
+  }
+  fs::path snapshot() const {
+    return tmp.path / "hf" / "hub" / "models--openai-community--gpt2" / "snapshots" / hub.commit;
+  }
+  void check_files(const fs::path& dir) const {
+    for (const auto& [name, file] : hub.files)
+      BOOST_TEST(read_file(dir / name) == file.content, name);
+  }
+};
+
+// The error line: "ctformer <command>: error: <one sentence>" and nothing else.
+void check_one_error_line(const test::CliResult& r, const std::string& command) {
+  BOOST_TEST_MESSAGE(r.out);
+  BOOST_TEST(r.status == 1, r.out);
+  BOOST_TEST(r.out.starts_with("ctformer " + command + ": error: "), r.out);
+  BOOST_TEST(r.out.find('\n') == r.out.size() - 1, "more than one line: " << r.out);
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(hub_cli, Fixture)
+
+BOOST_AUTO_TEST_CASE(every_subcommand_has_help) {
+  for (const char* cmd : {"download", "info", "generate"}) {
+    const auto r = run_cli(std::string(cmd) + " --help");
+    BOOST_TEST(r.status == 0, cmd);
+    BOOST_TEST(contains(r.out, std::string("usage: ctformer ") + cmd), r.out);
+  }
+  BOOST_TEST(contains(run_cli("--help").out, "download"));
+  BOOST_TEST(contains(run_cli("--help").out, "info"));
+}
+
+BOOST_AUTO_TEST_CASE(usage_errors_exit_2_with_the_usage_line) {
+  for (const char* args :
+       {"download", "download gpt3", "download gpt2 gpt2-xl", "download gpt2 --stall-timeout 0",
+        "download gpt2 --retries x", "download gpt2 --frobnicate", "download gpt2 --dir"}) {
+    const auto r = run_cli(args, "", true);
+    BOOST_TEST(r.status == 2, args);
+    BOOST_TEST(contains(r.out, "usage: ctformer download"), args << ": " << r.out);
+  }
+  for (const char* args : {"info", "info --model x --frobnicate"}) {
+    const auto r = run_cli(args, "", true);
+    BOOST_TEST(r.status == 2, args);
+    BOOST_TEST(contains(r.out, "usage: ctformer info"), args << ": " << r.out);
+  }
+  BOOST_TEST(hub.requests().empty());
+}
+
+BOOST_AUTO_TEST_CASE(download_into_the_cache_then_info_and_generate_by_name) {
+  const auto r = run_cli("download gpt2");
+  BOOST_TEST_REQUIRE(r.status == 0);
+  BOOST_TEST(trim(r.out) == snapshot().string());  // stdout: just the folder
+  check_files(snapshot());
+
+  // From now on, no network: the cache is enough.
+  ::setenv("HF_HUB_OFFLINE", "1", 1);
+  hub.clear_requests();
+  const auto info = run_cli("info --model gpt2 --json");
+  BOOST_TEST_REQUIRE(info.status == 0, info.out);
+  const auto j = nlohmann::json::parse(info.out);
+  BOOST_TEST(j["model"] == snapshot().string());
+  BOOST_TEST(j["parameters"]["from_config"] == kTinyParams);
+  BOOST_TEST(j["parameters"]["in_safetensors"] == kTinyParams);
+  BOOST_TEST(j["parameters"]["match"] == true);
+  BOOST_TEST(j["weight_bytes"]["fp32"] == 4 * kTinyParams);
+  BOOST_TEST(j["weight_bytes"]["fp16"] == 2 * kTinyParams);
+  BOOST_TEST(j["kv_cache_bytes_per_token"]["fp32"] == 2 * 1 * 16 * 4);
+  BOOST_TEST(j["config"]["head_dim"] == 8);
+  BOOST_TEST(j["backends"]["cpu"]["built"] == true);
+  BOOST_TEST(j["gpu"]["detail"].get<std::string>().size() > 0u);
+
+  const auto text = run_cli("info --model openai-community/gpt2");
+  BOOST_TEST(text.status == 0);
+  BOOST_TEST(contains(text.out, "they match"), text.out);
+  BOOST_TEST(contains(text.out, "cuda backend"), text.out);
+  BOOST_TEST(contains(text.out, "gpu"), text.out);
+
+  const auto gen = run_cli("generate --model gpt2 --prompt 'Hi' --max-new-tokens 3 --json");
+  BOOST_TEST_REQUIRE(gen.status == 0, gen.out);
+  BOOST_TEST_MESSAGE(text.out << gen.out);
+  const auto g = nlohmann::json::parse(gen.out);
+  BOOST_TEST(g[0]["prompt"] == "Hi");
+  BOOST_TEST(g[0]["prompt_tokens"] == 2);
+  BOOST_TEST(hub.requests().empty());
+}
+
+BOOST_AUTO_TEST_CASE(generate_downloads_a_model_it_does_not_have) {
+  const auto gen =
+      run_cli("generate --model distilgpt2 --prompt 'Hi' --max-new-tokens 2 --json", "", false);
+  // distilbert/distilgpt2 is not on this fake hub: a 401 that names the URL.
+  BOOST_TEST(gen.status == 1);
+  hub.repo_id = "distilbert/distilgpt2";
+  const auto ok = run_cli("generate --model distilgpt2 --prompt 'Hi' --max-new-tokens 2 --json");
+  BOOST_TEST(ok.status == 0, ok.out);
+  BOOST_TEST(fs::is_directory(tmp.path / "hf" / "hub" / "models--distilbert--distilgpt2"));
+}
+
+BOOST_AUTO_TEST_CASE(download_to_a_folder_resumes_a_dropped_transfer) {
+  const std::size_t cut = hub.files["model.safetensors"].content.size() / 3;
+  hub.add_trouble("model.safetensors", {Trouble::drop, cut});
+  const fs::path dir = tmp.path / "gpt2";
+  const auto r = run_cli("download gpt2 --dir '" + dir.string() + "' --retry-wait 0", "", true);
+  BOOST_TEST_REQUIRE(r.status == 0, r.out);
+  BOOST_TEST(contains(r.out, "retrying"), r.out);
+  BOOST_TEST_MESSAGE(r.out);
+  check_files(dir);
+  BOOST_TEST(!fs::exists(dir / "model.safetensors.incomplete"));
+  bool resumed = false;
+  for (const auto& req : hub.gets())
+    if (req.header("range") == "bytes=" + std::to_string(cut) + "-") resumed = true;
+  BOOST_TEST(resumed);
+}
+
+BOOST_AUTO_TEST_CASE(runtime_errors_exit_1_with_one_sentence) {
+  // A stalled server, with a 1-second stall timeout and no retries.
+  hub.add_trouble("model.safetensors", {Trouble::stall, 100, 0, 10});
+  auto r = run_cli("download gpt2 --quiet --stall-timeout 1 --retries 0", "", true);
+  check_one_error_line(r, "download");
+  BOOST_TEST(contains(r.out, "no data arrived"), r.out);
+
+  // A repository the hub does not have.
+  r = run_cli("download nobody/nothing --quiet", "", true);
+  check_one_error_line(r, "download");
+  BOOST_TEST(contains(r.out, hub.endpoint() + "/nobody/nothing/resolve/main/config.json"), r.out);
+
+  // Nothing listening.
+  ::setenv("HF_ENDPOINT", "http://127.0.0.1:1", 1);
+  r = run_cli("download gpt2 --quiet --retries 0", "", true);
+  check_one_error_line(r, "download");
+  BOOST_TEST(contains(r.out, "cannot connect"), r.out);
+
+  // Offline, and not in the cache.
+  ::setenv("HF_HUB_OFFLINE", "1", 1);
+  r = run_cli("info --model gpt2-xl", "", true);
+  check_one_error_line(r, "info");
+  BOOST_TEST(contains(r.out, "HF_HUB_OFFLINE"), r.out);
+  r = run_cli("generate --model gpt2 --prompt x", "", true);
+  check_one_error_line(r, "generate");
+
+  // Neither a folder nor a name.
+  r = run_cli("info --model ./no/such/folder", "", true);
+  check_one_error_line(r, "info");
+  BOOST_TEST(contains(r.out, "does not exist, and it is not a hub model name"), r.out);
+}
+
+BOOST_AUTO_TEST_CASE(progress_goes_to_stderr_and_the_folder_to_stdout) {
+  const auto merged = run_cli("download gpt2", "", true);
+  BOOST_TEST(merged.status == 0);
+  BOOST_TEST(contains(merged.out, "downloading model.safetensors"), merged.out);
+  BOOST_TEST(contains(merged.out, "downloaded model.safetensors"), merged.out);
+  const auto again = run_cli("download gpt2", "", true);  // all cached: nothing fetched
+  BOOST_TEST(contains(again.out, "already in the cache"), again.out);
+  BOOST_TEST(!contains(again.out, "downloading"), again.out);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
