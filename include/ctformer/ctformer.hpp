@@ -1,5 +1,10 @@
-// ctformer: header-only GPT-2 inference. Include this for everything the CPU backend offers.
+// ctformer: header-only GPT-2 inference. Include this for everything the CPU backend offers; from a
+// .cu file compiled by nvcc it also brings the CUDA backend (ctformer/cuda.cuh).
 #pragma once
+
+#if defined(__CUDACC__)
+#include "ctformer/cuda.cuh"
+#endif
 
 #include "ctformer/backends/cpu.hpp"
 #include "ctformer/cache/paged_kv_cache.hpp"

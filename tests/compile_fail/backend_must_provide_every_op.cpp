@@ -15,6 +15,10 @@ struct partial_backend {
   static buffer<T> upload(std::span<const T> host) {
     return buffer<T>(host.begin(), host.end());
   }
+  template <class T>
+  static void write(std::span<const T> host, T* dst) {
+    for (const T& x : host) *dst++ = x;
+  }
 };
 
 namespace ctformer::ops {

@@ -1,6 +1,9 @@
 // What a backend must provide for a model to compose on it. A backend is a tag type; its ops are
 // specialisations of the op templates in ctformer/ops/, one header per op. A missing op makes
 // `ComputesGpt2<Backend, T>` false, and the model fails to compile with the name of the op.
+//
+// Memory: every span and view an op takes is in backend memory (device memory on CUDA), except the
+// host-side summaries of StepSlices and Argmax's output ids, which are host memory.
 #pragma once
 
 #include <concepts>
@@ -19,31 +22,30 @@
 namespace ctformer {
 
 template <class B>
-concept Backend = requires(std::span<const float> host) {
+concept Backend = requires(std::span<const float> host, float* dst) {
   { B::name } -> std::convertible_to<std::string_view>;
   typename B::template buffer<float>;
   typename B::template activation<float>;
   { B::template upload<float>(host) } -> std::same_as<typename B::template buffer<float>>;
+  B::template write<float>(host, dst);  // host -> backend memory
 };
 
 template <class B, class T>
 using activation_t = typename B::template activation<T>;
 
 template <class B, class T>
-concept ComputesGpt2 =
-    Backend<B> && requires(std::span<const std::int32_t> ids, MatrixView<const T> w,
-                           std::span<const T> v, MatrixView<const activation_t<B, T>> x,
-                           MatrixView<activation_t<B, T>> y,
-                           std::span<const SequenceSlice> slices,
-                           KvLayerView<activation_t<B, T>> cache,
-                           std::span<const std::int64_t> rows, std::span<std::int32_t> out_ids) {
-      ops::Embedding<B>::run(ids, ids, w, w, y);
-      ops::LayerNorm<B>::run(x, v, v, 1e-5f, y);
-      ops::Linear<B>::run(x, w, WeightLayout::in_out, v, ops::Epilogue::bias, y);
-      ops::AppendKv<B>::run(x, slices, cache);
-      ops::PagedAttention<B>::run(x, slices, cache, std::int64_t{1}, 1.0f, y);
-      ops::GatherRows<B>::run(x, rows, y);
-      ops::Argmax<B>::run(x, out_ids);
-    };
+concept ComputesGpt2 = Backend<B> &&
+    requires(std::span<const std::int32_t> ids, MatrixView<const T> w, std::span<const T> v,
+             MatrixView<const activation_t<B, T>> x, MatrixView<activation_t<B, T>> y,
+             const StepSlices& slices, KvLayerView<activation_t<B, T>> cache,
+             std::span<const std::int64_t> rows, std::span<std::int32_t> out_ids) {
+  ops::Embedding<B>::run(ids, ids, w, w, y);
+  ops::LayerNorm<B>::run(x, v, v, 1e-5f, y);
+  ops::Linear<B>::run(x, w, WeightLayout::in_out, v, ops::Epilogue::bias, y);
+  ops::AppendKv<B>::run(x, slices, cache);
+  ops::PagedAttention<B>::run(x, slices, cache, std::int64_t{1}, 1.0f, y);
+  ops::GatherRows<B>::run(x, rows, y);
+  ops::Argmax<B>::run(x, out_ids);
+};
 
 }  // namespace ctformer

@@ -2,6 +2,7 @@
 // storage type. It is the reference every other backend is tested against.
 #pragma once
 
+#include <algorithm>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -18,13 +19,20 @@ struct cpu {
   using buffer = std::vector<T>;
 
   // Activations and the KV cache are float on the CPU: weights stored as fp16/bf16 are widened as
-  // they are used, so that this backend is the fp32-accumulating reference for the GPU's precisions.
+  // they are used, so that this backend is the fp32-accumulating reference for the GPU's
+  // precisions.
   template <class T>
   using activation = float;
 
   template <class T>
   static buffer<T> upload(std::span<const T> host) {
     return buffer<T>(host.begin(), host.end());
+  }
+
+  // Copies `host` into backend memory at `dst` (here: host memory too).
+  template <class T>
+  static void write(std::span<const T> host, T* dst) {
+    std::copy(host.begin(), host.end(), dst);
   }
 };
 

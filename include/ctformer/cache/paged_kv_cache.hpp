@@ -1,6 +1,6 @@
-// The attention layers' key/value cache, in fixed-size blocks (paged, as in vLLM): a sequence owns a
-// list of blocks (its block table) that need not be contiguous, so that sequences of any length share
-// one allocation made once, and a finished sequence's blocks go straight back to the pool.
+// The attention layers' key/value cache, in fixed-size blocks (paged, as in vLLM): a sequence owns
+// a list of blocks (its block table) that need not be contiguous, so that sequences of any length
+// share one allocation made once, and a finished sequence's blocks go straight back to the pool.
 #pragma once
 
 #include <cstdint>
@@ -15,12 +15,23 @@
 namespace ctformer {
 
 // Where one sequence's new tokens sit in a step: rows [first_row, first_row + num_rows) of the
-// step's activations, at positions [past_length, past_length + num_rows) of the sequence.
+// step's activations, at positions [past_length, past_length + num_rows) of the sequence. A plain
+// struct, so that a step's slices can be copied to the device as they are.
 struct SequenceSlice {
   std::int64_t first_row = 0;
   std::int64_t num_rows = 0;
   std::int64_t past_length = 0;
-  std::span<const std::int32_t> block_table;
+  // The sequence's block table, ceil((past_length + num_rows) / block_size) entries, in the same
+  // memory as the slice (host memory for the CPU backend, device memory for CUDA).
+  const std::int32_t* block_table = nullptr;
+};
+
+// One forward step's sequences, as the attention ops read them.
+struct StepSlices {
+  std::span<const SequenceSlice> slices;  // (S), in backend memory (device memory on CUDA)
+  // Host-side summaries, for ops that size their launch by them:
+  std::int64_t max_new_rows = 0;  // the most new tokens of one sequence (1 when every one decodes)
+  std::int64_t max_length = 0;    // the longest sequence after the step
 };
 
 // One layer's cache as the attention ops see it: keys and values are (num_blocks * block_size, C),
@@ -31,9 +42,8 @@ struct KvLayerView {
   MatrixView<A> values;
   std::int64_t block_size = 0;
 
-  operator KvLayerView<const A>() const
-    requires(!std::is_const_v<A>)
-  {
+  template <class U = A>
+  requires(!std::is_const_v<U>) operator KvLayerView<const U>() const {
     return {keys, values, block_size};
   }
 };
@@ -47,13 +57,15 @@ class PagedKvCache {
                std::int64_t num_blocks)
       : n_layer_(n_layer), width_(width), block_size_(block_size), num_blocks_(num_blocks) {
     if (n_layer <= 0 || width <= 0 || block_size <= 0 || num_blocks <= 0)
-      throw InputError("KV cache: n_layer, width, block_size and num_blocks must be positive (got " +
-                       std::to_string(n_layer) + ", " + std::to_string(width) + ", " +
-                       std::to_string(block_size) + ", " + std::to_string(num_blocks) + ")");
+      throw InputError(
+          "KV cache: n_layer, width, block_size and num_blocks must be positive (got " +
+          std::to_string(n_layer) + ", " + std::to_string(width) + ", " +
+          std::to_string(block_size) + ", " + std::to_string(num_blocks) + ")");
     const std::int64_t per_layer = num_blocks * block_size * width;
     keys_ = typename Backend::template buffer<A>(static_cast<std::size_t>(n_layer * per_layer));
     values_ = typename Backend::template buffer<A>(static_cast<std::size_t>(n_layer * per_layer));
-    for (std::int64_t b = num_blocks - 1; b >= 0; --b) free_.push_back(static_cast<std::int32_t>(b));
+    for (std::int64_t b = num_blocks - 1; b >= 0; --b)
+      free_.push_back(static_cast<std::int32_t>(b));
   }
 
   std::int64_t block_size() const { return block_size_; }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace ctformer {
 
@@ -15,7 +16,8 @@ struct MatrixView {
   T* row(std::int64_t r) const { return data + r * cols; }
   std::int64_t size() const { return rows * cols; }
   MatrixView first_rows(std::int64_t n) const { return {data, n, cols}; }
-  operator MatrixView<const T>() const { return {data, rows, cols}; }
+  template <class U = T>
+  requires(!std::is_const_v<U>) operator MatrixView<const U>() const { return {data, rows, cols}; }
 };
 
 // How a weight matrix is stored. GPT-2's Conv1D keeps [in, out]; nn.Linear and the tied LM head

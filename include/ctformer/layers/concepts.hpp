@@ -24,12 +24,14 @@ struct BlockScratch {
 // One step's view of the sequences being extended, for the attention of one layer.
 template <class A>
 struct AttentionStep {
-  std::span<const SequenceSlice> slices;
+  StepSlices slices;
   KvLayerView<A> cache;
 };
 
 template <class L>
-concept Layer = Backend<typename L::backend> && requires { typename L::weight_type; };
+concept Layer = Backend<typename L::backend> && requires {
+  typename L::weight_type;
+};
 
 template <class L>
 using layer_activation_t = activation_t<typename L::backend, typename L::weight_type>;
@@ -60,6 +62,7 @@ concept ChannelMixer = Layer<L> && requires(const L& l, MatrixView<const layer_a
 
 template <class L, class... Ls>
 concept SameBackendAndType = (std::same_as<typename L::backend, typename Ls::backend> && ...) &&
-                             (std::same_as<typename L::weight_type, typename Ls::weight_type> && ...);
+                             (std::same_as<typename L::weight_type, typename Ls::weight_type> &&
+                              ...);
 
 }  // namespace ctformer

@@ -24,7 +24,8 @@ class LayerNorm {
   }
 
   void forward(MatrixView<const A> x, MatrixView<A> out) const {  // (N, C) -> (N, C)
-    ops::LayerNorm<B>::run(x, std::span<const T>(gamma_), std::span<const T>(beta_), eps_, out);
+    ops::LayerNorm<B>::run(x, std::span<const T>(gamma_.data(), gamma_.size()),
+                           std::span<const T>(beta_.data(), beta_.size()), eps_, out);
   }
 
  private:

@@ -30,14 +30,15 @@ class Mlp {
   void forward(MatrixView<const A> x,  // (N, C), already normalised
                MatrixView<A> residual, const BlockScratch<A>& scratch) const {
     ops::Linear<B>::run(x, MatrixView<const T>{w_fc_.data(), C_, H_}, WeightLayout::in_out,
-                        std::span<const T>(b_fc_), ops::Epilogue::bias_gelu, scratch.hidden);
+                        span(b_fc_), ops::Epilogue::bias_gelu, scratch.hidden);
     ops::Linear<B>::run(MatrixView<const A>(scratch.hidden),
                         MatrixView<const T>{w_proj_.data(), H_, C_}, WeightLayout::in_out,
-                        std::span<const T>(b_proj_), ops::Epilogue::bias_residual, residual);
+                        span(b_proj_), ops::Epilogue::bias_residual, residual);
   }
 
  private:
   using buffer = typename B::template buffer<T>;
+  static std::span<const T> span(const buffer& b) { return {b.data(), b.size()}; }
   Mlp(buffer w_fc, buffer b_fc, buffer w_proj, buffer b_proj, std::int64_t C, std::int64_t H)
       : w_fc_(std::move(w_fc)),
         b_fc_(std::move(b_fc)),

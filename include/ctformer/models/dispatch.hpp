@@ -8,7 +8,12 @@
 
 #include "ctformer/backends/cpu.hpp"
 #include "ctformer/core/error.hpp"
+#include "ctformer/io/gpt2_config.hpp"
 #include "ctformer/models/gpt2.hpp"
+
+#if defined(__CUDACC__)
+#include "ctformer/cuda.cuh"
+#endif
 
 namespace ctformer {
 
@@ -33,13 +38,33 @@ inline Device parse_device(std::string_view name) {
   throw InputError("unknown device '" + std::string(name) + "': supported are cpu, cuda");
 }
 
-// Loads the GPT-2 in `dir` with weights stored as `dtype` on `device`, and calls f(model).
+// Loads the GPT-2 in `dir` with weights stored as `dtype` on `device`, and calls f(model). On CUDA
+// the model's head size is checked (against kCudaHeadSizes) before any weight is loaded.
 template <class F>
 decltype(auto) with_gpt2(Device device, DType dtype, const std::filesystem::path& dir, F&& f) {
-  if (device == Device::cuda)
+  if (device == Device::cuda) {
+#if defined(__CUDACC__)
+    cuda_detail::check_head_size(Gpt2Config::from_file(dir / "config.json").head_dim());
+    switch (dtype) {
+      case DType::f16: {
+        auto model = GPT2<cuda, __half>::from_directory(dir);
+        return f(model);
+      }
+      case DType::bf16: {
+        auto model = GPT2<cuda, __nv_bfloat16>::from_directory(dir);
+        return f(model);
+      }
+      case DType::f32: {
+        auto model = GPT2<cuda, float>::from_directory(dir);
+        return f(model);
+      }
+    }
+#else
     throw Error(
-        "the CUDA backend is not part of this build yet (see the project's CUDA backend issue); "
-        "use --device cpu");
+        "this program was compiled without CUDA (by a C++ compiler, not nvcc), so --device cuda is "
+        "not available; use --device cpu, or build from a .cu file with CUDA enabled");
+#endif
+  }
   switch (dtype) {
     case DType::f16: {
       auto model = GPT2<cpu, half>::from_directory(dir);

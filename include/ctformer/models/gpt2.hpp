@@ -2,6 +2,7 @@
 // head tied to the token embedding. `GPT2<cpu, float>` is the fp32 reference.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <span>
@@ -36,7 +37,7 @@ enum class LogitsFor {
 };
 
 template <Backend B, class T>
-  requires ComputesGpt2<B, T>
+requires ComputesGpt2<B, T>
 class GPT2 {
  public:
   using backend = B;
@@ -67,28 +68,32 @@ class GPT2 {
   }
 
   // Appends each step's tokens to its sequence in `cache` and runs them through the model.
-  // Returns logits, (steps, vocab) or (tokens, vocab) as `which` says, valid until the next call.
+  // Returns logits, (steps, vocab) or (tokens, vocab) as `which` says, of type A, valid until the
+  // next call. They are in backend memory: host memory on the CPU; device memory on CUDA, where
+  // callers pick tokens with ops::Argmax<B> / ops::Sample<B> (which write host ids) or copy them
+  // with B::download(logits).
   MatrixView<const A> forward(std::span<const SequenceStep> steps, Cache& cache,
                               LogitsFor which = LogitsFor::last_token) {
-    const std::int64_t N = lay_out(steps, cache);
-    const std::int64_t C = config_.n_embd;
-    MatrixView<A> x{workspace_.x.data(), N, C};  // (N, C): the residual stream
-    const BlockScratch<A> scratch{{workspace_.normed.data(), N, C},
-                                  {workspace_.qkv.data(), N, 3 * C},
-                                  {workspace_.mixed.data(), N, C},
-                                  {workspace_.hidden.data(), N, config_.n_inner}};
+    const std::int64_t N = lay_out(steps, cache, which);
+    const std::int64_t S = static_cast<std::int64_t>(steps.size());
+    const std::int64_t C = config_.n_embd, V = config_.vocab_size;
+    Workspace& w = workspace_;
+    MatrixView<A> x = w.view(w.x, N, C);  // (N, C): the residual stream
+    const BlockScratch<A> scratch{w.view(w.normed, N, C), w.view(w.qkv, N, 3 * C),
+                                  w.view(w.mixed, N, C), w.view(w.hidden, N, config_.n_inner)};
 
-    embedding_.forward(step_.tokens, step_.positions, x);
+    embedding_.forward(step_.tokens(), step_.positions(), x);
     for (std::size_t l = 0; l < blocks_.size(); ++l)
-      blocks_[l].forward(x, {step_.slices, cache.layer(static_cast<std::int64_t>(l))}, scratch);
+      blocks_[l].forward(x, {step_.slices_view(), cache.layer(static_cast<std::int64_t>(l))},
+                         scratch);
 
-    MatrixView<A> last = x;
+    MatrixView<A> last = x;  // (M, C): the rows whose logits are wanted
     if (which == LogitsFor::last_token) {
-      last = {workspace_.last.data(), static_cast<std::int64_t>(steps.size()), C};
-      ops::GatherRows<B>::run(x, step_.last_rows, last);
+      last = w.view(w.last, S, C);
+      ops::GatherRows<B>::run(x, step_.last_rows(), last);
     }
     ln_f_.forward(last, last);
-    MatrixView<A> logits{workspace_.logits.data(), last.rows, config_.vocab_size};
+    MatrixView<A> logits = w.view(w.logits, last.rows, V);  // (M, V)
     ops::Linear<B>::run(MatrixView<const A>(last), embedding_.token_table(), WeightLayout::out_in,
                         std::span<const T>{}, ops::Epilogue::none, logits);
     return logits;
@@ -96,7 +101,9 @@ class GPT2 {
 
  private:
   GPT2(const Gpt2Config& c, const WeightLoader<B, T>& w)
-      : config_(c), embedding_(Embedding<B, T>::load(w, c)), ln_f_(LayerNorm<B, T>::load(w, "ln_f", c)) {
+      : config_(c),
+        embedding_(Embedding<B, T>::load(w, c)),
+        ln_f_(LayerNorm<B, T>::load(w, "ln_f", c)) {
     blocks_.reserve(static_cast<std::size_t>(c.n_layer));
     for (std::int64_t l = 0; l < c.n_layer; ++l)
       blocks_.push_back(Block::load(w, "h." + std::to_string(l), c));
@@ -104,7 +111,7 @@ class GPT2 {
 
   // Validates the steps, reserves their cache space, fills step_ and sizes the workspace.
   // Returns the number of tokens in the step. Throws before changing anything if a step is bad.
-  std::int64_t lay_out(std::span<const SequenceStep> steps, Cache& cache) {
+  std::int64_t lay_out(std::span<const SequenceStep> steps, Cache& cache, LogitsFor which) {
     if (steps.empty()) throw InputError("forward: no sequences in the step");
     std::int64_t N = 0, blocks_needed = 0;
     for (std::size_t s = 0; s < steps.size(); ++s) {
@@ -134,32 +141,43 @@ class GPT2 {
                        " KV cache blocks but " + std::to_string(cache.free_blocks()) +
                        " are free; make a larger cache or run fewer sequences at once");
 
-    step_.tokens.clear();
-    step_.positions.clear();
-    step_.slices.clear();
-    step_.last_rows.clear();
+    // Host copies first (block tables are written after the sizes are known), then one write of
+    // each to backend memory.
+    step_.host.clear();
+    step_.slices_host.clear();
+    step_.last_rows_host.clear();
+    std::int64_t table_entries = 0, max_new_rows = 0, max_length = 0;
+    for (const SequenceStep& step : steps) {
+      const auto n = std::int64_t(step.tokens.size());
+      table_entries += cache.blocks_for(cache.length(step.sequence) + n);
+      max_new_rows = std::max(max_new_rows, n);
+      max_length = std::max(max_length, cache.length(step.sequence) + n);
+    }
+    // Allocations (which may fail for lack of memory) before the cache changes.
+    const auto S = std::int64_t(steps.size());
+    step_.reserve(N, S, table_entries);
+    workspace_.reserve(N, S, which == LogitsFor::last_token ? S : N, config_);
+    std::vector<std::int32_t>& ids = step_.host;  // tokens (N) | positions (N) | block tables
+    ids.resize(std::size_t(2 * N));
+    std::int64_t row = 0;
     for (const SequenceStep& step : steps) {
       const std::int64_t past = cache.length(step.sequence);
       const auto n = std::int64_t(step.tokens.size());
       cache.grow(step.sequence, n);
-      step_.slices.push_back({std::int64_t(step_.tokens.size()), n, past,
-                              cache.block_table(step.sequence)});
-      for (std::int64_t i = 0; i < n; ++i) step_.positions.push_back(std::int32_t(past + i));
-      step_.tokens.insert(step_.tokens.end(), step.tokens.begin(), step.tokens.end());
-      step_.last_rows.push_back(std::int64_t(step_.tokens.size()) - 1);
+      const auto table = cache.block_table(step.sequence);
+      step_.slices_host.push_back({row, n, past, step_.ids.data() + ids.size()});
+      ids.insert(ids.end(), table.begin(), table.end());
+      for (std::int64_t i = 0; i < n; ++i) {
+        ids[std::size_t(row + i)] = step.tokens[std::size_t(i)];
+        ids[std::size_t(N + row + i)] = std::int32_t(past + i);
+      }
+      row += n;
+      step_.last_rows_host.push_back(row - 1);
     }
-
-    const std::int64_t C = config_.n_embd;
-    auto ensure = [](auto& buf, std::int64_t n) {
-      if (std::int64_t(buf.size()) < n) buf = std::decay_t<decltype(buf)>(std::size_t(n));
-    };
-    ensure(workspace_.x, N * C);
-    ensure(workspace_.normed, N * C);
-    ensure(workspace_.qkv, N * 3 * C);
-    ensure(workspace_.mixed, N * C);
-    ensure(workspace_.hidden, N * config_.n_inner);
-    ensure(workspace_.last, std::int64_t(steps.size()) * C);
-    ensure(workspace_.logits, N * config_.vocab_size);
+    step_.n = N;
+    step_.max_new_rows = max_new_rows;
+    step_.max_length = max_length;
+    step_.upload();
     return N;
   }
 
@@ -168,14 +186,78 @@ class GPT2 {
   std::vector<Block> blocks_;  // n_layer
   LayerNorm<B, T> ln_f_;
 
-  struct StepLayout {  // host-side description of the current step
-    std::vector<std::int32_t> tokens, positions;  // (N)
-    std::vector<SequenceSlice> slices;            // one per step
-    std::vector<std::int64_t> last_rows;          // one per step
+  template <class E>
+  using buffer = typename B::template buffer<E>;
+
+  // The current step as the ops read it: built on the host, then written to backend memory (three
+  // copies per step on CUDA; the buffers grow to the largest step seen, then are reused).
+  struct StepLayout {
+    std::int64_t n = 0, max_new_rows = 0, max_length = 0;
+    std::vector<std::int32_t> host;            // tokens (N) | positions (N) | block tables
+    std::vector<SequenceSlice> slices_host;    // (S); block_table points into `ids`
+    std::vector<std::int64_t> last_rows_host;  // (S): the row of each step's last token
+    buffer<std::int32_t> ids;                  // backend copies of the three above
+    buffer<SequenceSlice> slices;
+    buffer<std::int64_t> last_row_ids;
+
+    void reserve(std::int64_t N, std::int64_t S, std::int64_t table_entries) {
+      grow(ids, 2 * N + table_entries);
+      grow(slices, S);
+      grow(last_row_ids, S);
+    }
+    void upload() {
+      B::write(std::span<const std::int32_t>(host), ids.data());
+      B::write(std::span<const SequenceSlice>(slices_host), slices.data());
+      B::write(std::span<const std::int64_t>(last_rows_host), last_row_ids.data());
+    }
+    std::span<const std::int32_t> tokens() const { return {ids.data(), std::size_t(n)}; }
+    std::span<const std::int32_t> positions() const { return {ids.data() + n, std::size_t(n)}; }
+    std::span<const std::int64_t> last_rows() const {
+      return {last_row_ids.data(), last_rows_host.size()};
+    }
+    StepSlices slices_view() const {
+      return {{slices.data(), slices_host.size()}, max_new_rows, max_length};
+    }
   } step_;
-  struct Workspace {  // grows to the largest step seen, then is reused
-    typename B::template buffer<A> x, normed, qkv, mixed, hidden, last, logits;
+
+  // Every activation of a step in one allocation (the "arena"), carved into the regions below. It
+  // grows to the largest step seen (normally the first prefill), then is reused: decode steps no
+  // longer allocate.
+  struct Workspace {
+    struct Region {
+      std::int64_t offset = 0;
+    };
+    Region x, normed, qkv, mixed, hidden, last, logits;
+    buffer<A> arena;
+
+    void reserve(std::int64_t N, std::int64_t S, std::int64_t M, const Gpt2Config& c) {
+      const std::int64_t C = c.n_embd;
+      std::int64_t size = 0;
+      auto place = [&size](Region& r, std::int64_t elements) {
+        r.offset = size;
+        size += (elements + 63) / 64 * 64;  // each region 256-byte aligned for fp32
+      };
+      place(x, N * C);
+      place(normed, N * C);
+      place(qkv, N * 3 * C);
+      place(mixed, N * C);
+      place(hidden, N * c.n_inner);
+      place(last, S * C);
+      place(logits, M * c.vocab_size);
+      grow(arena, size);
+    }
+    MatrixView<A> view(Region r, std::int64_t rows, std::int64_t cols) {
+      return {arena.data() + r.offset, rows, cols};
+    }
   } workspace_;
+
+  template <class E>
+  static void grow(buffer<E>& b, std::int64_t n) {
+    if (std::int64_t(b.size()) < n) {
+      b = {};  // free the old one first: on a GPU both may not fit
+      b = buffer<E>(std::size_t(n));
+    }
+  }
 };
 
 }  // namespace ctformer

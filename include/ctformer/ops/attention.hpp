@@ -14,7 +14,8 @@
 
 namespace ctformer::ops {
 
-inline std::int64_t cache_row(const SequenceSlice& s, std::int64_t position, std::int64_t block_size) {
+inline std::int64_t cache_row(const SequenceSlice& s, std::int64_t position,
+                              std::int64_t block_size) {
   return std::int64_t(s.block_table[position / block_size]) * block_size + position % block_size;
 }
 
@@ -24,9 +25,9 @@ struct AppendKv;
 template <>
 struct AppendKv<cpu> {
   static void run(MatrixView<const float> qkv,  // (N, 3C): q | k | v, as GPT-2's c_attn emits them
-                  std::span<const SequenceSlice> slices, KvLayerView<float> cache) {
+                  const StepSlices& step, KvLayerView<float> cache) {
     const std::int64_t C = cache.keys.cols;
-    for (const SequenceSlice& s : slices)
+    for (const SequenceSlice& s : step.slices)
       for (std::int64_t i = 0; i < s.num_rows; ++i) {
         const float* row = qkv.row(s.first_row + i);
         const std::int64_t r = cache_row(s, s.past_length + i, cache.block_size);
@@ -42,13 +43,13 @@ struct PagedAttention;
 template <>
 struct PagedAttention<cpu> {
   static void run(MatrixView<const float> qkv,  // (N, 3C); only the q part is read
-                  std::span<const SequenceSlice> slices, KvLayerView<const float> cache,
-                  std::int64_t n_head, float scale,
+                  const StepSlices& step, KvLayerView<const float> cache, std::int64_t n_head,
+                  float scale,
                   MatrixView<float> out) {  // (N, C)
     const std::int64_t C = cache.keys.cols;
     const std::int64_t D = C / n_head;
     std::vector<float> scores;
-    for (const SequenceSlice& s : slices) {
+    for (const SequenceSlice& s : step.slices) {
       scores.resize(static_cast<std::size_t>(s.past_length + s.num_rows));
       for (std::int64_t i = 0; i < s.num_rows; ++i) {
         const std::int64_t visible = s.past_length + i + 1;  // causal: positions 0 .. own

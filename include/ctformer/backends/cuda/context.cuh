@@ -1,0 +1,88 @@
+// The per-process state of the CUDA backend, created once on first use: the device (probed, with a
+// clear error if it cannot run ctformer), one stream that every op runs on, the cuBLASLt handle and
+// workspace, the GEMM algorithms chosen so far, and a scratch area for ops' temporaries.
+// Not thread-safe: drive a model from one thread at a time.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+
+#include "ctformer/backends/cuda/buffer.hpp"
+#include "ctformer/backends/cuda/device.cuh"
+#include "ctformer/backends/cuda/error.hpp"
+
+namespace ctformer::cuda_detail {
+
+class Context {
+ public:
+  // The context for device 0 ($CUDA_VISIBLE_DEVICES picks which GPU that is).
+  static Context& get() {
+    static Context context(0);
+    return context;
+  }
+
+  const cuda_device::DeviceInfo& device() const { return device_; }
+  cudaStream_t stream() const { return stream_; }
+  cublasLtHandle_t blas() const { return blas_; }
+  void* blas_workspace() const { return blas_workspace_.data(); }
+  std::size_t blas_workspace_bytes() const { return blas_workspace_.size(); }
+
+  // Device memory for one op's temporaries, valid until the next call (take all an op needs in one
+  // call). It grows when an op needs more than any before it, so that after the first steps of a
+  // given shape no call allocates.
+  void* scratch(std::size_t bytes) {
+    if (bytes > scratch_.size()) {
+      CTFORMER_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old area may still be in use
+      scratch_ = {};
+      scratch_ = DeviceBuffer<std::byte>(bytes + bytes / 2);
+    }
+    return scratch_.data();
+  }
+
+  // The cuBLASLt algorithm chosen for each GEMM shape (see ops/linear.cuh).
+  struct GemmChoice {
+    bool found = false;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  using GemmKey = std::array<std::int64_t, 8>;
+  std::map<GemmKey, GemmChoice>& gemm_choices() { return gemm_choices_; }
+
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  ~Context() {
+    // Called at exit, possibly after the driver began shutting down: errors are ignored.
+    if (blas_) cublasLtDestroy(blas_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+ private:
+  explicit Context(int index) : device_(cuda_device::probe(index)) {
+    CTFORMER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CTFORMER_CUDA_CHECK(cublasLtCreate(&blas_));
+    blas_workspace_ = DeviceBuffer<std::byte>(kBlasWorkspaceBytes);
+  }
+
+  // cuBLAS recommends 32 MiB on Hopper, less elsewhere; one allocation for the process.
+  static constexpr std::size_t kBlasWorkspaceBytes = std::size_t(32) << 20;
+
+  cuda_device::DeviceInfo device_;
+  cudaStream_t stream_ = nullptr;
+  cublasLtHandle_t blas_ = nullptr;
+  DeviceBuffer<std::byte> blas_workspace_;
+  DeviceBuffer<std::byte> scratch_;
+  std::map<GemmKey, GemmChoice> gemm_choices_;
+};
+
+inline Context& context() {
+  return Context::get();
+}
+inline cudaStream_t stream() {
+  return Context::get().stream();
+}
+
+}  // namespace ctformer::cuda_detail

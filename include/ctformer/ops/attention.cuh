@@ -1,0 +1,351 @@
+// CUDA attention over the paged KV cache.
+//
+// AppendKv: one block per new token copies its k and v into the cache rows its block table names.
+//
+// PagedAttention, flash-attention style: a block takes kRows queries of one sequence and one head,
+// streams the sequence's keys and values through shared memory 32 at a time (one key per lane for
+// the scores, one output channel per lane for the values) and keeps a running max and sum per query
+// (online softmax), so no score matrix is ever stored. Scores are kept in base 2 (exp2f) with
+// scale * log2(e) folded into the queries.
+//
+// Decode (every sequence adds one token), flash-decoding style: the keys of each sequence are also
+// split across blocks (`splits`) when sequences x heads would not fill the GPU; each split writes
+// its partial max, sum and output, and a second kernel combines them.
+//
+// The head size is a template argument: with_head_size() below is the one place where a model's
+// runtime head size becomes one, from kCudaHeadSizes.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "ctformer/backends/cuda.hpp"
+#include "ctformer/cache/paged_kv_cache.hpp"
+#include "ctformer/core/error.hpp"
+#include "ctformer/core/matrix_view.hpp"
+#include "ctformer/ops/attention.hpp"
+
+namespace ctformer {
+
+// The head sizes (n_embd / n_head) the CUDA attention kernels are compiled for. GPT-2 uses 64; 16
+// is the smallest test fixture's.
+inline constexpr int kCudaHeadSizes[] = {16, 32, 64, 80, 96, 128};
+
+namespace cuda_detail {
+
+inline std::string supported_head_sizes() {
+  std::string s;
+  for (const int d : kCudaHeadSizes) s += (s.empty() ? "" : ", ") + std::to_string(d);
+  return s;
+}
+
+// Throws ConfigError, listing the supported sizes, if `head_size` is not one of them.
+inline void check_head_size(std::int64_t head_size) {
+  if (std::find(std::begin(kCudaHeadSizes), std::end(kCudaHeadSizes), head_size) ==
+      std::end(kCudaHeadSizes))
+    throw ConfigError("the CUDA backend does not support head size " + std::to_string(head_size) +
+                      " (n_embd / n_head): supported head sizes are " + supported_head_sizes() +
+                      "; use --device cpu for this model");
+}
+
+// Calls f.template operator()<D>() with the compile-time D equal to `head_size`.
+template <class F>
+void with_head_size(std::int64_t head_size, F&& f) {
+  check_head_size(head_size);
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    ((head_size == kCudaHeadSizes[I] ? (f.template operator()<kCudaHeadSizes[I]>(), 0) : 0), ...);
+  }
+  (std::make_index_sequence<std::size(kCudaHeadSizes)>{});
+}
+
+}  // namespace cuda_detail
+
+namespace ops {
+namespace cuda_kernels {
+
+__device__ __forceinline__ std::int64_t cache_row(const SequenceSlice& s, std::int64_t position,
+                                                  std::int64_t block_size) {
+  return std::int64_t(s.block_table[position / block_size]) * block_size + position % block_size;
+}
+
+// The slice holding step row `row`: the last one whose first_row <= row (slices are in row order).
+__device__ __forceinline__ int find_slice(const SequenceSlice* slices, int count,
+                                          std::int64_t row) {
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (slices[mid].first_row <= row)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
+inline constexpr int kAppendThreads = 128;
+
+template <class T>
+__global__ void __launch_bounds__(kAppendThreads)
+    append_kv_kernel(const T* __restrict__ qkv,                 // (N, 3C)
+                     const SequenceSlice* __restrict__ slices,  // (S)
+                     int num_slices, std::int64_t C, std::int64_t block_size,
+                     T* __restrict__ keys,      // (cache rows, C)
+                     T* __restrict__ values) {  // (cache rows, C)
+  const std::int64_t i = blockIdx.x;
+  const SequenceSlice s = slices[find_slice(slices, num_slices, i)];
+  const std::int64_t r = cache_row(s, s.past_length + (i - s.first_row), block_size);
+  const T* row = qkv + i * 3 * C;
+  for (std::int64_t c = threadIdx.x; c < C; c += kAppendThreads) {
+    keys[r * C + c] = row[C + c];
+    values[r * C + c] = row[2 * C + c];
+  }
+}
+
+template <class T>
+struct AttentionParams {
+  const T* qkv;                 // (N, 3C): q | k | v of the step's tokens
+  const SequenceSlice* slices;  // (S)
+  const T* keys;                // (cache rows, C)
+  const T* values;              // (cache rows, C)
+  T* out;                       // (N, C), written when splits == 1
+  float* partial;               // (N, n_head, splits, D + 2): max, sum, output; when splits > 1
+  std::int64_t C, block_size;
+  int n_head, splits;
+  std::int64_t keys_per_split;
+  float scale_log2;  // scale * log2(e)
+};
+
+// Block shape of the attention kernel, derived from the head size.
+template <int D, int kWarps_, int kRowsPerWarp_>
+struct AttentionShape {
+  static constexpr int kWarps = kWarps_;
+  static constexpr int kRowsPerWarp = kRowsPerWarp_;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kRows = kWarps * kRowsPerWarp;  // queries per block
+  static constexpr int kKeys = 32;                     // keys per tile: one per lane
+  static constexpr int kDPerLane = (D + 31) / 32;      // output channels per lane
+  static constexpr int kSharedBytes = (kRows * D + kKeys * (D + 1) + kKeys * D) * 4;
+  static_assert(D % 16 == 0 && D >= 16 && D <= 128, "head size must be 16..128, a multiple of 16");
+  static_assert(kSharedBytes <= 48 * 1024, "tiles must fit in static shared memory");
+};
+
+template <class T, int D, class Shape>
+__global__ void __launch_bounds__(Shape::kThreads) attention_kernel(AttentionParams<T> p) {
+  using cuda_detail::to_float;
+  constexpr int kRows = Shape::kRows, kKeys = Shape::kKeys, kThreads = Shape::kThreads;
+  constexpr int kRowsPerWarp = Shape::kRowsPerWarp, kDPerLane = Shape::kDPerLane;
+  __shared__ float q_s[kRows][D];      // (rows, D): the block's queries, pre-scaled
+  __shared__ float k_s[kKeys][D + 1];  // (keys, D), padded: lane j reads row j conflict-free
+  __shared__ float v_s[kKeys][D];      // (keys, D)
+
+  const SequenceSlice s = p.slices[blockIdx.x];
+  const std::int64_t first = std::int64_t(blockIdx.y) * kRows;  // first query, within the slice
+  if (first >= s.num_rows) return;                              // uniform over the block
+  const int head = int(blockIdx.z) % p.n_head, split = int(blockIdx.z) / p.n_head;
+  const int rows = int(min(std::int64_t(kRows), s.num_rows - first));
+  const std::int64_t C = p.C;
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+
+  for (int idx = int(threadIdx.x); idx < kRows * D; idx += kThreads) {
+    const int r = idx / D, d = idx % D;
+    q_s[r][d] =
+        r < rows ? to_float(p.qkv[(s.first_row + first + r) * 3 * C + head * D + d]) * p.scale_log2
+                 : 0.0f;
+  }
+
+  // This split's keys that some query of the block may see: [key_begin, key_end).
+  const std::int64_t key_begin = std::int64_t(split) * p.keys_per_split;
+  const std::int64_t last_position = s.past_length + first + rows - 1;
+  const std::int64_t key_end = min(key_begin + p.keys_per_split, last_position + 1);
+
+  float m[kRowsPerWarp], l[kRowsPerWarp], o[kRowsPerWarp][kDPerLane];  // per query of the warp
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+    for (int k = 0; k < kDPerLane; ++k) o[i][k] = 0.0f;
+  }
+
+  for (std::int64_t tile = key_begin; tile < key_end; tile += kKeys) {
+    __syncthreads();  // the previous tile is consumed (and q_s written, the first time)
+    for (int idx = int(threadIdx.x); idx < kKeys * D; idx += kThreads) {
+      const int j = idx / D, d = idx % D;
+      const std::int64_t t = tile + j;
+      float k = 0.0f, v = 0.0f;
+      if (t < key_end) {
+        const std::int64_t at = cache_row(s, t, p.block_size) * C + head * D + d;
+        k = to_float(p.keys[at]);
+        v = to_float(p.values[at]);
+      }
+      k_s[j][d] = k;
+      v_s[j][d] = v;
+    }
+    __syncthreads();
+
+    for (int i = 0; i < kRowsPerWarp; ++i) {
+      const int r = warp * kRowsPerWarp + i;
+      const std::int64_t position = s.past_length + first + r;
+      if (r >= rows || tile > position) continue;  // uniform over the warp
+      // Key `tile` is visible to this query, so the running max is finite after this tile.
+      const std::int64_t t = tile + lane;
+      float score = 0.0f;
+#pragma unroll 16
+      for (int d = 0; d < D; ++d) score += q_s[r][d] * k_s[lane][d];
+      const bool visible = t < key_end && t <= position;
+      score = visible ? score : -INFINITY;
+      const float m_new = fmaxf(m[i], cuda_detail::warp_max(score));
+      const float correction = exp2f(m[i] - m_new);  // 0 on the first tile (m = -inf)
+      const float prob = visible ? exp2f(score - m_new) : 0.0f;
+      l[i] = l[i] * correction + cuda_detail::warp_sum(prob);
+      for (int k = 0; k < kDPerLane; ++k) o[i][k] *= correction;
+      for (int j = 0; j < kKeys; ++j) {
+        const float pj = __shfl_sync(cuda_detail::kFullMask, prob, j);
+        for (int k = 0; k < kDPerLane; ++k) {
+          const int d = lane + 32 * k;
+          if (D % 32 == 0 || d < D) o[i][k] += pj * v_s[j][d];
+        }
+      }
+      m[i] = m_new;
+    }
+  }
+
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    const int r = warp * kRowsPerWarp + i;
+    if (r >= rows) continue;
+    const std::int64_t row = s.first_row + first + r;
+    if (p.splits == 1) {
+      const float inverse = 1.0f / l[i];
+      for (int k = 0; k < kDPerLane; ++k) {
+        const int d = lane + 32 * k;
+        if (D % 32 == 0 || d < D)
+          p.out[row * C + head * D + d] = cuda_detail::from_float<T>(o[i][k] * inverse);
+      }
+    } else {  // an empty split (all its keys after the query) leaves max -inf, sum 0
+      float* part = p.partial + ((row * p.n_head + head) * p.splits + split) * (D + 2);
+      if (lane == 0) {
+        part[0] = m[i];
+        part[1] = l[i];
+      }
+      for (int k = 0; k < kDPerLane; ++k) {
+        const int d = lane + 32 * k;
+        if (D % 32 == 0 || d < D) part[2 + d] = o[i][k];
+      }
+    }
+  }
+}
+
+// out = sum_k 2^(m_k - M) o_k / sum_k 2^(m_k - M) l_k over the splits k; grid (N, n_head), D
+// threads.
+template <class T, int D>
+__global__ void __launch_bounds__(D)
+    combine_splits_kernel(const float* __restrict__ partial,  // (N, n_head, splits, D + 2)
+                          int n_head, int splits, std::int64_t C,
+                          T* __restrict__ out) {  // (N, C)
+  const std::int64_t row = blockIdx.x;
+  const int head = int(blockIdx.y), d = int(threadIdx.x);
+  const float* part = partial + (row * n_head + head) * splits * (D + 2);
+  float max_score = -INFINITY;
+  for (int k = 0; k < splits; ++k) max_score = fmaxf(max_score, part[k * (D + 2)]);
+  float sum = 0.0f, acc = 0.0f;
+  for (int k = 0; k < splits; ++k) {
+    const float weight = exp2f(part[k * (D + 2)] - max_score);  // 0 for an empty split
+    sum += weight * part[k * (D + 2) + 1];
+    acc += weight * part[k * (D + 2) + 2 + d];
+  }
+  out[row * C + head * D + d] = cuda_detail::from_float<T>(acc / sum);
+}
+
+}  // namespace cuda_kernels
+
+template <>
+struct AppendKv<cuda> {
+  template <cuda_detail::DeviceElement T>
+  static void run(MatrixView<const std::type_identity_t<T>> qkv,  // (N, 3C)
+                  const StepSlices& step,                         // slices in device memory
+                  KvLayerView<T> cache) {
+    if (qkv.rows == 0) return;
+    cuda_kernels::append_kv_kernel<T>
+        <<<unsigned(qkv.rows), cuda_kernels::kAppendThreads, 0, cuda_detail::stream()>>>(
+            qkv.data, step.slices.data(), int(step.slices.size()), cache.keys.cols,
+            cache.block_size, cache.keys.data, cache.values.data);
+    CTFORMER_CUDA_CHECK_LAUNCH("append_kv_kernel");
+  }
+};
+
+template <>
+struct PagedAttention<cuda> {
+  // Splitting the keys of one decode query across blocks: at most this many splits, each of at
+  // least kMinKeysPerSplit keys.
+  static constexpr std::int64_t kMaxSplits = 32;
+  static constexpr std::int64_t kMinKeysPerSplit = 64;
+
+  template <cuda_detail::DeviceElement T>
+  static void run(MatrixView<const std::type_identity_t<T>> qkv,  // (N, 3C); q part is read
+                  const StepSlices& step,                         // slices in device memory
+                  KvLayerView<const std::type_identity_t<T>> cache, std::int64_t n_head,
+                  float scale,
+                  MatrixView<T> out) {  // (N, C)
+    if (qkv.rows == 0) return;
+    cuda_detail::with_head_size(cache.keys.cols / n_head, [&]<int D>() {
+      if (step.max_new_rows == 1)
+        launch<T, D, 1, 1>(qkv, step, cache, n_head, scale, out);
+      else
+        launch<T, D, 4, 4>(qkv, step, cache, n_head, scale, out);
+    });
+  }
+
+ private:
+  template <class T, int D, int kWarps, int kRowsPerWarp>
+  static void launch(MatrixView<const T> qkv, const StepSlices& step, KvLayerView<const T> cache,
+                     std::int64_t n_head, float scale, MatrixView<T> out) {
+    using Shape = cuda_kernels::AttentionShape<D, kWarps, kRowsPerWarp>;
+    using cuda_detail::ceil_div;
+    cuda_detail::Context& context = cuda_detail::context();
+    const auto S = std::int64_t(step.slices.size());
+    const std::int64_t N = qkv.rows, C = cache.keys.cols;
+
+    // Decode: enough splits that the blocks fill the GPU twice over.
+    std::int64_t splits = 1;
+    if (step.max_new_rows == 1) {
+      const std::int64_t wanted = ceil_div(2 * context.device().multiprocessors, S * n_head);
+      splits = std::clamp<std::int64_t>(
+          wanted, 1, std::min(kMaxSplits, ceil_div(step.max_length, kMinKeysPerSplit)));
+    }
+    const std::int64_t keys_per_split =
+        splits == 1 ? step.max_length : ceil_div(ceil_div(step.max_length, splits), 32) * 32;
+    splits = ceil_div(step.max_length, keys_per_split);
+
+    float* partial = nullptr;
+    if (splits > 1)
+      partial = static_cast<float*>(
+          context.scratch(std::size_t(N * n_head * splits * (D + 2)) * sizeof(float)));
+    const cuda_kernels::AttentionParams<T> params{qkv.data,
+                                                  step.slices.data(),
+                                                  cache.keys.data,
+                                                  cache.values.data,
+                                                  out.data,
+                                                  partial,
+                                                  C,
+                                                  cache.block_size,
+                                                  int(n_head),
+                                                  int(splits),
+                                                  keys_per_split,
+                                                  scale * 1.4426950408889634f};  // log2(e)
+    const dim3 grid(unsigned(S), unsigned(ceil_div(step.max_new_rows, Shape::kRows)),
+                    unsigned(n_head * splits));
+    cuda_kernels::attention_kernel<T, D, Shape>
+        <<<grid, Shape::kThreads, 0, context.stream()>>>(params);
+    CTFORMER_CUDA_CHECK_LAUNCH("attention_kernel");
+    if (splits > 1) {
+      cuda_kernels::combine_splits_kernel<T, D>
+          <<<dim3(unsigned(N), unsigned(n_head)), D, 0, context.stream()>>>(
+              partial, int(n_head), int(splits), C, out.data);
+      CTFORMER_CUDA_CHECK_LAUNCH("combine_splits_kernel");
+    }
+  }
+};
+
+}  // namespace ops
+}  // namespace ctformer

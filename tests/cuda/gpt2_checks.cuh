@@ -1,0 +1,158 @@
+// GPT2<cuda, T> against the Hugging Face fixtures (logits and greedy tokens) and against the CPU
+// reference. Included by gpt2_<precision>_test.cu, which sets T.
+#pragma once
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cuda/cuda_test_support.cuh"
+#include "support/reference.hpp"
+
+namespace ctformer::test {
+
+// Logit error relative to the logits' scale. fp32 as on the CPU. fp16/bf16 keep activations and the
+// KV cache in T, so every layer's output is rounded (2^-11 or 2^-8 relative) on top of the weight
+// rounding the CPU tests measure (1.0e-3 fp16, 7.9e-3 bf16 storage); these bounds are estimates
+// from that, not yet measured on a GPU: the test prints the measured values for docs/gpu-log.md.
+template <class T>
+constexpr double model_tolerance() {
+  if constexpr (std::is_same_v<T, float>)
+    return 1e-4;
+  else if constexpr (std::is_same_v<T, __half>)
+    return 1e-2;
+  else
+    return 6e-2;
+}
+
+template <class T>
+std::vector<float> logits_to_host(MatrixView<const T> logits) {
+  return to_host(logits.data, std::size_t(logits.size()));
+}
+
+template <class T>
+void logits_match_transformers() {
+  for (const std::string& name : kReferenceModels) {
+    auto model = GPT2<cuda, T>::from_directory(data_dir() / "models" / name);
+    const Reference ref = Reference::load(name, model.config().vocab_size);
+    double worst = 0;
+    for (std::size_t i = 0; i < ref.sequences.size(); ++i) {
+      auto cache = model.make_cache(std::int64_t(ref.sequences[i].size()));
+      const SequenceStep step{cache.add_sequence(), ref.sequences[i]};
+      const auto got = logits_to_host(model.forward({&step, 1}, cache, LogitsFor::every_token));
+      worst = std::max(worst, relative_error(got.data(), ref.logits[i]));
+    }
+    BOOST_TEST_MESSAGE(name << " " << cuda_detail::dtype_name<T>() << ": worst logit error "
+                            << worst);
+    BOOST_TEST(worst <= model_tolerance<T>(), name << ": " << worst);
+  }
+}
+
+// Two sequences decoded one token at a time in lockstep with small blocks: the decode path (with
+// splits along the sequence) and the cache, against the fixtures.
+template <class T>
+void incremental_decode_matches_transformers() {
+  for (const std::string& name : kReferenceModels) {
+    auto model = GPT2<cuda, T>::from_directory(data_dir() / "models" / name);
+    const Reference ref = Reference::load(name, model.config().vocab_size);
+    const std::int64_t V = model.config().vocab_size;
+    const auto& a = ref.sequences[3];
+    const auto& b = ref.sequences[2];
+    auto cache = model.make_cache(256, 3);
+    const auto sa = cache.add_sequence(), sb = cache.add_sequence();
+    double worst = 0;
+    for (std::size_t t = 0; t < a.size(); ++t) {
+      std::vector<SequenceStep> steps{{sa, std::span(a).subspan(t, 1)}};
+      if (t < b.size()) steps.push_back({sb, std::span(b).subspan(t, 1)});
+      const auto logits = logits_to_host(model.forward(steps, cache));
+      const std::vector<float> want_a(ref.logits[3].begin() + t * V,
+                                      ref.logits[3].begin() + (t + 1) * V);
+      worst = std::max(worst, relative_error(logits.data(), want_a));
+      if (t < b.size()) {
+        const std::vector<float> want_b(ref.logits[2].begin() + t * V,
+                                        ref.logits[2].begin() + (t + 1) * V);
+        worst = std::max(worst, relative_error(logits.data() + V, want_b));
+      }
+    }
+    BOOST_TEST_MESSAGE(name << " " << cuda_detail::dtype_name<T>() << " decode: worst " << worst);
+    BOOST_TEST(worst <= model_tolerance<T>(), name << ": " << worst);
+  }
+}
+
+// fp32: generate_greedy gives transformers' tokens exactly. fp16/bf16: each of transformers'
+// tokens, fed back (teacher forcing), is the GPU's argmax, or within the tolerance of it (a
+// near-tie that rounding may flip).
+template <class T>
+void greedy_tokens_match_transformers() {
+  for (const std::string& name : kReferenceModels) {
+    auto model = GPT2<cuda, T>::from_directory(data_dir() / "models" / name);
+    const Reference ref = Reference::load(name, model.config().vocab_size);
+    if constexpr (std::is_same_v<T, float>) {
+      // Greedy decoding with the cache and ops::Argmax<cuda>, as a generator does it.
+      const auto eos = model.config().eos_token_id;
+      for (const GreedyCase& g : ref.greedy) {
+        auto cache = model.make_cache(model.config().n_positions);
+        const auto sequence = cache.add_sequence();
+        std::vector<std::int32_t> generated, next(1);
+        SequenceStep step{sequence, g.prompt};
+        while (std::int64_t(generated.size()) < ref.max_new_tokens &&
+               cache.length(sequence) + std::int64_t(step.tokens.size()) <=
+                   model.config().n_positions) {
+          ops::Argmax<cuda>::run(model.forward({&step, 1}, cache), next);
+          generated.push_back(next[0]);
+          if (next[0] == eos) break;
+          step = {sequence, std::span<const std::int32_t>(&generated.back(), 1)};
+        }
+        BOOST_TEST(generated == g.generated, boost::test_tools::per_element());
+      }
+    } else {
+      const std::int64_t V = model.config().vocab_size;
+      int exact = 0, near_ties = 0;
+      for (const GreedyCase& g : ref.greedy) {
+        std::vector<std::int32_t> tokens = g.prompt;
+        tokens.insert(tokens.end(), g.generated.begin(), g.generated.end());
+        tokens.resize(std::min<std::size_t>(tokens.size(), model.config().n_positions));
+        auto cache = model.make_cache(std::int64_t(tokens.size()));
+        const SequenceStep step{cache.add_sequence(), tokens};
+        const auto logits =
+            logits_to_host(model.forward({&step, 1}, cache, LogitsFor::every_token));
+        for (std::size_t j = 0; j < g.generated.size() && g.prompt.size() + j <= tokens.size();
+             ++j) {
+          const float* row = logits.data() + (g.prompt.size() - 1 + j) * V;
+          const auto best = std::int32_t(std::max_element(row, row + V) - row);
+          const float scale = std::max(std::abs(*std::max_element(row, row + V)),
+                                       std::abs(*std::min_element(row, row + V)));
+          const std::int32_t want = g.generated[j];
+          if (best == want)
+            ++exact;
+          else if (row[best] - row[want] <= model_tolerance<T>() * scale)
+            ++near_ties;
+          else
+            BOOST_ERROR(name << ": token " << j << " is " << best << ", transformers chose "
+                             << want);
+        }
+      }
+      BOOST_TEST_MESSAGE(name << " " << cuda_detail::dtype_name<T>() << ": " << exact
+                              << " tokens equal, " << near_ties << " near-ties");
+    }
+  }
+}
+
+}  // namespace ctformer::test
+
+using RequireGpu = ctformer::test::RequireGpu;
+
+#define CTFORMER_GPT2_TESTS(T)                                    \
+  BOOST_TEST_GLOBAL_FIXTURE(RequireGpu);                          \
+  BOOST_AUTO_TEST_CASE(logits_match_transformers) {               \
+    ctformer::test::logits_match_transformers<T>();               \
+  }                                                               \
+  BOOST_AUTO_TEST_CASE(incremental_decode_matches_transformers) { \
+    ctformer::test::incremental_decode_matches_transformers<T>(); \
+  }                                                               \
+  BOOST_AUTO_TEST_CASE(greedy_tokens_match_transformers) {        \
+    ctformer::test::greedy_tokens_match_transformers<T>();        \
+  }

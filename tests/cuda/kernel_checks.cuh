@@ -1,0 +1,300 @@
+// Each CUDA op against the CPU (Eigen) reference op, on fresh random inputs and odd shapes, with
+// the output poisoned with NaN before each run. Included by kernels_<precision>_test.cu, which sets
+// T.
+#pragma once
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda/cuda_test_support.cuh"
+
+namespace ctformer::test {
+
+template <class T>
+void check(const std::vector<float>& got, const std::vector<float>& want, const std::string& what,
+           double tolerance = kernel_tolerance<T>()) {
+  const double err = error_relative_to_scale(got, want);
+  BOOST_TEST_MESSAGE(cuda_detail::dtype_name<T>() << " " << what << ": error " << err);
+  BOOST_TEST(err <= tolerance, cuda_detail::dtype_name<T>()
+                                   << " " << what << ": error " << err << " > " << tolerance);
+}
+
+template <class T>
+void check_embedding(std::mt19937& rng) {
+  for (const std::int64_t N : {1, 7, 33, 1024}) {
+    const std::int64_t V = 101, P = 1024, C = 77;
+    const auto wte = random_values<T>(V * C, rng), wpe = random_values<T>(P * C, rng);
+    std::vector<std::int32_t> tokens(N), positions(N);
+    for (auto& t : tokens) t = std::int32_t(rng() % V);
+    for (auto& p : positions) p = std::int32_t(rng() % P);
+    std::vector<float> want(N * C);
+    ops::Embedding<cpu>::run<float>(tokens, positions, {wte.data(), V, C}, {wpe.data(), P, C},
+                                    {want.data(), N, C});
+    const auto d_wte = to_device<T>(wte), d_wpe = to_device<T>(wpe);
+    const auto d_tokens = to_device_exact(tokens), d_positions = to_device_exact(positions);
+    auto out = poisoned<T>(N * C);
+    ops::Embedding<cuda>::run<T>({d_tokens.data(), d_tokens.size()},
+                                 {d_positions.data(), d_positions.size()}, {d_wte.data(), V, C},
+                                 {d_wpe.data(), P, C}, {out.data(), N, C});
+    check<T>(to_host(out.data(), N * C), want, "embedding N=" + std::to_string(N));
+  }
+}
+
+template <class T>
+void check_layer_norm(std::mt19937& rng) {
+  for (const auto& [N, C] :
+       {std::pair<std::int64_t, std::int64_t>{1, 768}, {33, 100}, {5, 31}, {1024, 64}, {3, 1600}}) {
+    auto x = random_values<T>(N * C, rng, 3.0f);
+    for (std::int64_t i = 0; i < N * C; i += C) x[i] += 5.0f;  // a non-zero mean
+    const auto gamma = random_values<T>(C, rng), beta = random_values<T>(C, rng);
+    std::vector<float> want(N * C);
+    ops::LayerNorm<cpu>::run<float>({x.data(), N, C}, gamma, beta, 1e-5f, {want.data(), N, C});
+    const auto d_x = to_device<T>(x), d_gamma = to_device<T>(gamma), d_beta = to_device<T>(beta);
+    auto out = poisoned<T>(N * C);
+    ops::LayerNorm<cuda>::run<T>({d_x.data(), N, C}, {d_gamma.data(), std::size_t(C)},
+                                 {d_beta.data(), std::size_t(C)}, 1e-5f, {out.data(), N, C});
+    check<T>(to_host(out.data(), N * C), want,
+             "layer_norm " + std::to_string(N) + "x" + std::to_string(C));
+    // In place, as GPT-2's ln_f runs.
+    auto inplace = to_device<T>(x);
+    ops::LayerNorm<cuda>::run<T>({inplace.data(), N, C}, {d_gamma.data(), std::size_t(C)},
+                                 {d_beta.data(), std::size_t(C)}, 1e-5f, {inplace.data(), N, C});
+    check<T>(to_host(inplace.data(), N * C), want, "layer_norm in place");
+  }
+}
+
+template <class T>
+void check_linear(std::mt19937& rng) {
+  struct Shape {
+    std::int64_t N, K, M;
+  };
+  const std::vector<Shape> shapes =
+      quick() ? std::vector<Shape>{{5, 64, 96}, {1, 100, 37}}
+              : std::vector<Shape>{
+                    {1, 768, 2304}, {33, 100, 37}, {7, 64, 3072}, {130, 256, 320}, {1, 768, 50257}};
+  for (const Shape& s : shapes)
+    for (const WeightLayout layout : {WeightLayout::in_out, WeightLayout::out_in})
+      for (const ops::Epilogue epilogue : {ops::Epilogue::bias, ops::Epilogue::bias_gelu,
+                                           ops::Epilogue::bias_residual, ops::Epilogue::none}) {
+        const auto x = random_values<T>(s.N * s.K, rng);
+        const auto w = random_values<T>(s.K * s.M, rng, 0.05f);
+        const auto bias = random_values<T>(s.M, rng);
+        const auto residual = random_values<T>(s.N * s.M, rng);
+        const MatrixView<const float> w_view = layout == WeightLayout::in_out
+                                                   ? MatrixView<const float>{w.data(), s.K, s.M}
+                                                   : MatrixView<const float>{w.data(), s.M, s.K};
+        std::vector<float> want = residual;
+        ops::Linear<cpu>::run<float>({x.data(), s.N, s.K}, w_view, layout, bias, epilogue,
+                                     {want.data(), s.N, s.M});
+        const auto d_x = to_device<T>(x), d_w = to_device<T>(w), d_bias = to_device<T>(bias);
+        auto out = epilogue == ops::Epilogue::bias_residual ? to_device<T>(residual)
+                                                            : poisoned<T>(s.N * s.M);
+        const MatrixView<const T> d_w_view{d_w.data(), w_view.rows, w_view.cols};
+        ops::Linear<cuda>::run<T>({d_x.data(), s.N, s.K}, d_w_view, layout,
+                                  {d_bias.data(), std::size_t(s.M)}, epilogue,
+                                  {out.data(), s.N, s.M});
+        // The residual is rounded to T before the add on the GPU and not on the CPU: one more
+        // rounding of the same size.
+        check<T>(to_host(out.data(), s.N * s.M), want,
+                 "linear N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) +
+                     " M=" + std::to_string(s.M) + " layout " + std::to_string(int(layout)) +
+                     " epilogue " + std::to_string(int(epilogue)),
+                 epilogue == ops::Epilogue::bias_residual ? 2 * kernel_tolerance<T>()
+                                                          : kernel_tolerance<T>());
+      }
+}
+
+// A ragged step over a paged cache with shuffled blocks: AppendKv, then PagedAttention.
+template <class T>
+void check_attention_case(std::mt19937& rng, int D, std::int64_t n_head, std::int64_t block_size,
+                          const std::vector<std::int64_t>& past,
+                          const std::vector<std::int64_t>& rows) {
+  const std::int64_t C = D * n_head, S = std::int64_t(past.size());
+  std::int64_t N = 0, num_blocks = 2, max_rows = 0, max_length = 0;
+  std::vector<std::int64_t> blocks_of(S);
+  for (std::int64_t s = 0; s < S; ++s) {
+    blocks_of[s] = (past[s] + rows[s] + block_size - 1) / block_size;
+    num_blocks += blocks_of[s];
+    N += rows[s];
+    max_rows = std::max(max_rows, rows[s]);
+    max_length = std::max(max_length, past[s] + rows[s]);
+  }
+  std::vector<std::int32_t> pool(num_blocks);
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), rng);
+  std::vector<std::int32_t> tables;  // concatenated
+  std::vector<SequenceSlice> host_slices, device_slices;
+  std::vector<std::int64_t> table_at;
+  std::int64_t row = 0;
+  for (std::int64_t s = 0; s < S; ++s) {
+    table_at.push_back(std::int64_t(tables.size()));
+    tables.insert(tables.end(), pool.begin() + table_at.back(),
+                  pool.begin() + table_at.back() + blocks_of[s]);
+    host_slices.push_back({row, rows[s], past[s], nullptr});
+    row += rows[s];
+  }
+  const auto d_tables = to_device_exact(tables);
+  for (std::int64_t s = 0; s < S; ++s) {
+    host_slices[s].block_table = tables.data() + table_at[s];
+    device_slices.push_back(host_slices[s]);
+    device_slices[s].block_table = d_tables.data() + table_at[s];
+  }
+  const auto d_slices = to_device_exact(device_slices);
+
+  const std::int64_t cache_rows = num_blocks * block_size;
+  auto keys = random_values<T>(cache_rows * C, rng), values = random_values<T>(cache_rows * C, rng);
+  const auto qkv = random_values<T>(N * 3 * C, rng, 2.0f);
+  auto d_keys = to_device<T>(keys), d_values = to_device<T>(values);
+  const auto d_qkv = to_device<T>(qkv);
+
+  const StepSlices host_step{host_slices, max_rows, max_length};
+  const StepSlices device_step{{d_slices.data(), d_slices.size()}, max_rows, max_length};
+  const KvLayerView<float> cpu_cache{
+      {keys.data(), cache_rows, C}, {values.data(), cache_rows, C}, block_size};
+  const KvLayerView<T> gpu_cache{
+      {d_keys.data(), cache_rows, C}, {d_values.data(), cache_rows, C}, block_size};
+  const float scale = 1.0f / std::sqrt(float(D));
+  std::vector<float> want(N * C);
+  ops::AppendKv<cpu>::run({qkv.data(), N, 3 * C}, host_step, cpu_cache);
+  ops::PagedAttention<cpu>::run({qkv.data(), N, 3 * C}, host_step, cpu_cache, n_head, scale,
+                                {want.data(), N, C});
+  auto out = poisoned<T>(N * C);
+  ops::AppendKv<cuda>::run<T>({d_qkv.data(), N, 3 * C}, device_step, gpu_cache);
+  ops::PagedAttention<cuda>::run<T>({d_qkv.data(), N, 3 * C}, device_step, gpu_cache, n_head, scale,
+                                    {out.data(), N, C});
+  const std::string what = "attention D=" + std::to_string(D) + " heads=" + std::to_string(n_head) +
+                           " S=" + std::to_string(S) + " max_rows=" + std::to_string(max_rows) +
+                           " max_length=" + std::to_string(max_length);
+  check<T>(to_host(out.data(), N * C), want, what);
+  // AppendKv copies exactly: the caches must be equal.
+  check<T>(to_host(d_keys.data(), cache_rows * C), keys, what + " (keys)", 0.0);
+  check<T>(to_host(d_values.data(), cache_rows * C), values, what + " (values)", 0.0);
+}
+
+template <class T>
+void check_attention(std::mt19937& rng) {
+  std::uniform_int_distribution<std::int64_t> length(0, 1023);
+  for (const int D : kCudaHeadSizes) {
+    check_attention_case<T>(rng, D, 3, 7, {0, 50, 129}, {1, 20, 3});  // mixed prefill and decode
+    std::vector<std::int64_t> past(quick() ? 3 : 33), ones(past.size(), 1);
+    for (auto& p : past) p = length(rng);
+    check_attention_case<T>(rng, D, 2, 16, past, ones);   // decode, a batch of 33
+    check_attention_case<T>(rng, D, 2, 16, {1023}, {1});  // decode, split along the sequence
+  }
+  if (!quick()) {
+    check_attention_case<T>(rng, 64, 2, 16, {0}, {1024});  // a 1024 prefill
+    check_attention_case<T>(rng, 80, 3, 7, {0, 5, 40, 0, 300}, {1, 17, 33, 100, 7});  // ragged
+    check_attention_case<T>(rng, 128, 1, 5, {1000}, {24});  // a chunk at the end of the context
+  }
+}
+
+template <class T>
+void check_rows_and_argmax(std::mt19937& rng) {
+  for (const auto& [M, V] : {std::pair<std::int64_t, std::int64_t>{1, 50257}, {33, 320}, {5, 7}}) {
+    auto logits = random_values<T>(M * V, rng);
+    for (std::int64_t i = 0; i < M; ++i) {  // a tie for the max: the lower index must win
+      const std::int64_t a = i * V + std::int64_t(rng() % V), b = i * V + std::int64_t(rng() % V);
+      logits[a] = logits[b] = 100.0f;
+    }
+    std::vector<std::int32_t> want(M), got(M, -1);
+    ops::Argmax<cpu>::run({logits.data(), M, V}, want);
+    const auto d_logits = to_device<T>(logits);
+    ops::Argmax<cuda>::run<T>({d_logits.data(), M, V}, got);
+    BOOST_TEST(got == want, boost::test_tools::per_element());
+
+    // GatherRows: M rows out of the logits matrix, in a scrambled order.
+    std::vector<std::int64_t> rows(M);
+    for (auto& r : rows) r = std::int64_t(rng() % M);
+    std::vector<float> gathered(M * V);
+    ops::GatherRows<cpu>::run({logits.data(), M, V}, rows, {gathered.data(), M, V});
+    const auto d_rows = to_device_exact(rows);
+    auto out = poisoned<T>(M * V);
+    ops::GatherRows<cuda>::run<T>({d_logits.data(), M, V}, {d_rows.data(), d_rows.size()},
+                                  {out.data(), M, V});
+    check<T>(to_host(out.data(), M * V), gathered, "gather_rows", 0.0);
+  }
+}
+
+template <class T>
+void check_sampling(std::mt19937& rng) {
+  const std::int64_t M = 33, V = 1000;
+  const auto logits = random_values<T>(M * V, rng, 3.0f);
+  const std::vector<std::int32_t> history = {1, 5, 5, 999, 42};
+  std::vector<ops::SamplingRow> rows(M);
+  for (std::int64_t i = 0; i < M; ++i) {
+    ops::SamplingRow& r = rows[i];
+    r.temperature = i % 4 == 0 ? 0.0f : 0.5f + 0.1f * float(i % 7);
+    r.top_k = i % 3 == 0 ? 0 : std::int32_t(1 + i * 7 % 300);
+    r.top_p = i % 5 == 0 ? 1.0f : 0.3f + 0.02f * float(i);
+    r.repetition_penalty = i % 2 == 0 ? 1.0f : 1.3f;
+    r.seed = 1234 + std::uint64_t(i);
+    r.draw = std::uint64_t(i * 3);
+    r.history = history;
+  }
+  std::vector<std::int32_t> want(M), got(M, -1);
+  ops::Sample<cpu>::run({logits.data(), M, V}, rows, want);
+  const auto d_logits = to_device<T>(logits);
+  ops::Sample<cuda>::run<T>({d_logits.data(), M, V}, rows, got);
+  // Both backends draw the same uniform number from the same probabilities (the logits are the same
+  // T values); they differ only in the order of a double-precision sum, so any disagreement is a
+  // bug, not rounding, unless a draw falls within ~1e-15 of a boundary.
+  BOOST_TEST(got == want, boost::test_tools::per_element());
+}
+
+template <class T>
+void check_out_of_memory_message() {
+  try {
+    cuda::buffer<T> huge(std::size_t(1) << 50);
+    BOOST_FAIL("allocated a petabyte");
+  } catch (const CudaError& e) {
+    const std::string m = e.what();
+    BOOST_TEST(m.find("out of GPU memory") != std::string::npos, m);
+    BOOST_TEST(
+        m.find(std::to_string((std::size_t(1) << 50) * sizeof(T)) + " bytes") != std::string::npos,
+        m);
+    BOOST_TEST(m.find("free") != std::string::npos, m);
+  }
+  cuda::buffer<T> small(16);  // the failure was not sticky
+  BOOST_TEST(small.size() == 16u);
+}
+
+}  // namespace ctformer::test
+
+using RequireGpu = ctformer::test::RequireGpu;
+
+// The test cases of one precision.
+#define CTFORMER_KERNEL_TESTS(T)                                            \
+  BOOST_TEST_GLOBAL_FIXTURE(RequireGpu);                                    \
+  BOOST_AUTO_TEST_CASE(embedding) {                                         \
+    std::mt19937 rng(1);                                                    \
+    ctformer::test::check_embedding<T>(rng);                                \
+  }                                                                         \
+  BOOST_AUTO_TEST_CASE(layer_norm) {                                        \
+    std::mt19937 rng(2);                                                    \
+    ctformer::test::check_layer_norm<T>(rng);                               \
+  }                                                                         \
+  BOOST_AUTO_TEST_CASE(linear_with_each_epilogue_and_layout) {              \
+    std::mt19937 rng(3);                                                    \
+    ctformer::test::check_linear<T>(rng);                                   \
+  }                                                                         \
+  BOOST_AUTO_TEST_CASE(append_kv_and_paged_attention_for_every_head_size) { \
+    std::mt19937 rng(4);                                                    \
+    ctformer::test::check_attention<T>(rng);                                \
+  }                                                                         \
+  BOOST_AUTO_TEST_CASE(gather_rows_and_argmax) {                            \
+    std::mt19937 rng(5);                                                    \
+    ctformer::test::check_rows_and_argmax<T>(rng);                          \
+  }                                                                         \
+  BOOST_AUTO_TEST_CASE(sampling_matches_the_cpu) {                          \
+    std::mt19937 rng(6);                                                    \
+    ctformer::test::check_sampling<T>(rng);                                 \
+  }                                                                         \
+  BOOST_AUTO_TEST_CASE(out_of_memory_names_bytes_asked_and_free) {          \
+    ctformer::test::check_out_of_memory_message<T>();                       \
+  }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One command for a machine with a CUDA GPU: configure for its architecture, build, run every test
+# (the `cuda` ones included), compute-sanitizer (memcheck, racecheck) over the CUDA tests, the CUDA
+# benchmark, and a summary to paste into docs/gpu-log.md. Budget: under 10 minutes on an H100.
+#   tools/gpu-check.sh            (build folder: build-gpu, or $CTFORMER_BUILD_DIR)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${CTFORMER_BUILD_DIR:-build-gpu}
+jobs=$(nproc)
+log=$(mktemp -d)
+summary=()
+step() {  # step NAME COMMAND...: runs it, logs it, records PASS/FAIL and the time
+  local name=$1; shift
+  local start=$SECONDS
+  echo "=== $name: $*"
+  if "$@" >"$log/$name.log" 2>&1; then status=PASS; else status="FAIL (exit $?)"; fi
+  tail -n 25 "$log/$name.log"
+  summary+=("| $name | $status | $((SECONDS - start)) s |")
+}
+
+nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader \
+  >"$log/gpu.txt" 2>&1 || echo "nvidia-smi failed: no GPU or driver?" >>"$log/gpu.txt"
+step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=native
+step build cmake --build "$build" -j "$jobs"
+step ctest ctest --test-dir "$build" --output-on-failure -j 4 --timeout 300
+step ctest-cuda-verbose ctest --test-dir "$build" -L cuda -V --timeout 300
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+for tool in memcheck racecheck; do
+  for t in cuda_kernels_f16_test cuda_gpt2_f16_test cuda_kernels_f32_test; do
+    step "$tool-$t" env CTFORMER_TEST_QUICK=1 "$sanitizer" --tool "$tool" --error-exitcode 1 \
+      "$build/tests/cuda/$t"
+  done
+done
+step bench "$build/bench/cuda/gpt2_cuda_bench"
+
+skipped=$(grep -c "Skipped" "$log/ctest.log" || true)
+{
+  echo
+  echo "## $(date -u +%Y-%m-%d) $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo '+dirty')"
+  echo "GPU: $(cat "$log/gpu.txt")"
+  echo
+  echo "| step | result | time |"
+  echo "|---|---|---|"
+  printf '%s\n' "${summary[@]}"
+  echo
+  echo "ctest: $(grep -E 'tests passed' "$log/ctest.log") ($skipped skipped)"
+  echo
+  echo "Measured errors (cuda tests):"
+  echo '```'
+  grep -hE "error [0-9.e+-]+|worst|near-ties|tokens equal" "$log/ctest-cuda-verbose.log" | sed 's/\x1b\[[0-9;]*m//g' | head -60
+  echo '```'
+  echo "Benchmark:"
+  echo '```'
+  grep -E "GPU:|tokens/s" "$log/bench.log"
+  echo '```'
+} | tee "$log/summary.md"
+echo "(logs in $log; paste the summary above into docs/gpu-log.md)"
+! printf '%s\n' "${summary[@]}" | grep -q FAIL
