@@ -11,6 +11,7 @@ packages=(
   libcurl4-openssl-dev      # ctformer download: HTTP(S) from the Hugging Face hub
   libssl-dev                # ctformer download: SHA-256 checks (OpenSSL libcrypto)
   ca-certificates           # ctformer download: trusting the hub's TLS certificate
+  clang-14 libclang-rt-14-dev  # the fuzz targets (libFuzzer) in scripts/fuzz.sh
 )
 
 missing=()

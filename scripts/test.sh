@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs the whole test suite: `scripts/test.sh [extra cmake -D options]`.
+#   1. the build (CPU, and CUDA when nvcc is found) and every CTest test; CUDA tests report
+#      SKIPPED without a usable GPU
+#   2. the generator soak (10,000 requests on a tiny model; bench/soak)
+#   3. the CPU tests again under AddressSanitizer + UndefinedBehaviorSanitizer (scripts/sanitize.sh)
+#   4. every fuzz target for 30 s (scripts/fuzz.sh)
 # Build folder: build/ (override with CTFORMER_BUILD_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,3 +15,6 @@ build=${CTFORMER_BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="80;90" "$@"
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
+"$build/bench/soak/soak_bench"
+scripts/sanitize.sh
+scripts/fuzz.sh 30

@@ -3,9 +3,11 @@
 // transformers (gpt2's asks for nothing, so it decodes greedily).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ctformer/core/error.hpp"
+#include "ctformer/core/json_excerpt.hpp"
 
 namespace ctformer {
 
@@ -57,8 +60,7 @@ struct GenerationParams {
 
   // transformers' defaults overridden by `path` (a generation_config.json) when it exists.
   static GenerationParams from_generation_config(const std::filesystem::path& path) {
-    GenerationParams p;
-    if (!std::filesystem::exists(path)) return p;
+    if (!std::filesystem::exists(path)) return {};
     std::ifstream in(path);
     nlohmann::json j;
     try {
@@ -66,25 +68,63 @@ struct GenerationParams {
     } catch (const nlohmann::json::exception& e) {
       throw ConfigError("generation config '" + path.string() + "': not valid JSON: " + e.what());
     }
-    try {
-      if (j.contains("do_sample")) p.do_sample = j["do_sample"].get<bool>();
-      if (j.contains("temperature")) p.temperature = j["temperature"].get<float>();
-      if (j.contains("top_k")) p.top_k = j["top_k"].get<std::int32_t>();
-      if (j.contains("top_p")) p.top_p = j["top_p"].get<float>();
-      if (j.contains("repetition_penalty"))
-        p.repetition_penalty = j["repetition_penalty"].get<float>();
-      if (j.contains("max_length") && !j["max_length"].is_null())
-        p.max_length = j["max_length"].get<std::int64_t>();
-      if (j.contains("max_new_tokens") && !j["max_new_tokens"].is_null())
-        p.max_new_tokens = j["max_new_tokens"].get<std::int64_t>();
-    } catch (const nlohmann::json::exception& e) {
-      throw ConfigError("generation config '" + path.string() + "': a value has the wrong type: " +
-                        e.what());
+    return from_json(j, path.string());
+  }
+
+  // The same from the file's parsed contents; `source` names the file in error messages.
+  static GenerationParams from_json(const nlohmann::json& j, const std::string& source) {
+    const std::string at = "generation config '" + source + "': ";
+    if (!j.is_object()) throw ConfigError(at + "the file is not a JSON object");
+    auto bad = [&](const char* key, const nlohmann::json& v, const std::string& expected) {
+      throw ConfigError(at + "'" + key + "' is " + detail::json_excerpt(v) + ", expected " +
+                        expected);
+    };
+    // Numbers are range-checked before conversion: converting 1e30 to an integer, or 1e300 to a
+    // float, is undefined behaviour.
+    auto real = [&](const char* key) {
+      const nlohmann::json& v = j.at(key);
+      if (!v.is_number()) bad(key, v, "a number");
+      const double d = v.get<double>();
+      if (!(std::abs(d) <= std::numeric_limits<float>::max())) bad(key, v, "a finite number");
+      return static_cast<float>(d);
+    };
+    auto integer = [&](const char* key, std::int64_t max) {
+      const nlohmann::json& v = j.at(key);
+      const std::string range = "an integer from 0 to " + std::to_string(max);
+      if (v.is_number_unsigned()) {
+        if (v.get<std::uint64_t>() > static_cast<std::uint64_t>(max)) bad(key, v, range);
+        return static_cast<std::int64_t>(v.get<std::uint64_t>());
+      }
+      if (v.is_number_integer()) {  // negative
+        bad(key, v, range);
+      }
+      if (!v.is_number_float()) bad(key, v, range);
+      const double d = v.get<double>();  // 50.0 is accepted as 50
+      if (!(d >= 0 && d <= static_cast<double>(max) && d < 0x1p63 && d == std::floor(d)))
+        bad(key, v, range);
+      return static_cast<std::int64_t>(d);
+    };
+    constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
+
+    GenerationParams p;
+    if (j.contains("do_sample")) {
+      if (!j.at("do_sample").is_boolean()) bad("do_sample", j.at("do_sample"), "true or false");
+      p.do_sample = j.at("do_sample").get<bool>();
     }
+    if (j.contains("temperature")) p.temperature = real("temperature");
+    if (j.contains("top_k"))
+      p.top_k =
+          static_cast<std::int32_t>(integer("top_k", std::numeric_limits<std::int32_t>::max()));
+    if (j.contains("top_p")) p.top_p = real("top_p");
+    if (j.contains("repetition_penalty")) p.repetition_penalty = real("repetition_penalty");
+    if (j.contains("max_length") && !j.at("max_length").is_null())
+      p.max_length = integer("max_length", kInt64Max);
+    if (j.contains("max_new_tokens") && !j.at("max_new_tokens").is_null())
+      p.max_new_tokens = integer("max_new_tokens", kInt64Max);
     try {
       p.validate();
     } catch (const InputError& e) {
-      throw ConfigError("generation config '" + path.string() + "': " + e.what());
+      throw ConfigError(at + e.what());
     }
     return p;
   }

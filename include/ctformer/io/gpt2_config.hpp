@@ -4,12 +4,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "ctformer/core/error.hpp"
+#include "ctformer/core/json_excerpt.hpp"
 
 namespace ctformer {
 
@@ -43,8 +45,12 @@ struct Gpt2Config {
                             "n_embd, n_layer and n_head)");
         return false;
       }
-      if (!it->is_number_integer() || it->get<std::int64_t>() <= 0)
-        throw ConfigError(at + "'" + key + "' is " + it->dump() + ", expected a positive integer");
+      // At most 2^31 - 1: token ids are 32-bit, and sizes derived from these (4 * n_embd, weight
+      // counts) must not overflow.
+      if (!it->is_number_integer() || it->get<std::int64_t>() <= 0 ||
+          it->get<std::int64_t>() > std::numeric_limits<std::int32_t>::max())
+        throw ConfigError(at + "'" + key + "' is " + detail::json_excerpt(*it) +
+                          ", expected a positive integer (at most 2147483647)");
       out = it->get<std::int64_t>();
       return true;
     };
@@ -52,19 +58,20 @@ struct Gpt2Config {
       const auto it = j.find(key);
       if (it == j.end()) return;
       if (!it->is_boolean())
-        throw ConfigError(at + "'" + key + "' is " + it->dump() + ", expected true or false");
+        throw ConfigError(at + "'" + key + "' is " + detail::json_excerpt(*it) +
+                          ", expected true or false");
       out = it->get<bool>();
     };
     // Options ctformer does not implement: refused unless they have the value GPT-2 uses.
     auto require_value = [&](const char* key, const nlohmann::json& supported, const char* why) {
       const auto it = j.find(key);
       if (it != j.end() && !it->is_null() && *it != supported)
-        throw ConfigError(at + "'" + key + "' is " + it->dump() + "; ctformer supports only " +
-                          supported.dump() + " (" + why + ")");
+        throw ConfigError(at + "'" + key + "' is " + detail::json_excerpt(*it) +
+                          "; ctformer supports only " + supported.dump() + " (" + why + ")");
     };
 
     if (const auto it = j.find("model_type"); it != j.end() && *it != "gpt2")
-      throw ConfigError(at + "'model_type' is " + it->dump() +
+      throw ConfigError(at + "'model_type' is " + detail::json_excerpt(*it) +
                         "; ctformer loads GPT-2 models (model_type \"gpt2\")");
     integer("vocab_size", c.vocab_size, true);
     if (!integer("n_positions", c.n_positions, false) && !integer("n_ctx", c.n_positions, false))
@@ -75,14 +82,16 @@ struct Gpt2Config {
     if (!integer("n_inner", c.n_inner, false)) c.n_inner = 4 * c.n_embd;
 
     if (const auto it = j.find("layer_norm_epsilon"); it != j.end()) {
-      if (!it->is_number() || it->get<double>() <= 0 || it->get<double>() >= 1)
-        throw ConfigError(at + "'layer_norm_epsilon' is " + it->dump() +
+      // Positive as a float too: 1e-300 would become 0 and divide by zero on a constant row.
+      if (!it->is_number() || !(it->get<double>() > 0) || !(it->get<double>() < 1) ||
+          !(it->get<float>() > 0))
+        throw ConfigError(at + "'layer_norm_epsilon' is " + detail::json_excerpt(*it) +
                           ", expected a small positive number such as 1e-05");
       c.layer_norm_epsilon = it->get<float>();
     }
     if (const auto it = j.find("activation_function"); it != j.end()) {
       if (*it != "gelu_new" && *it != "gelu_pytorch_tanh")
-        throw ConfigError(at + "'activation_function' is " + it->dump() +
+        throw ConfigError(at + "'activation_function' is " + detail::json_excerpt(*it) +
                           "; ctformer supports \"gelu_new\" and \"gelu_pytorch_tanh\" (both the "
                           "tanh approximation of GELU that GPT-2 uses)");
     }
@@ -99,8 +108,8 @@ struct Gpt2Config {
       if (it == j.end() || it->is_null()) continue;
       if (!it->is_number_integer() || it->get<std::int64_t>() < 0 ||
           it->get<std::int64_t>() >= c.vocab_size)
-        throw ConfigError(at + "'" + key + "' is " + it->dump() + ", expected a token id below " +
-                          "vocab_size " + std::to_string(c.vocab_size));
+        throw ConfigError(at + "'" + key + "' is " + detail::json_excerpt(*it) +
+                          ", expected a token id below vocab_size " + std::to_string(c.vocab_size));
       *out = it->get<std::int32_t>();
     }
     if (c.bos_token_id >= c.vocab_size || c.eos_token_id >= c.vocab_size)

@@ -10,12 +10,14 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "ctformer/core/dtype.hpp"
 #include "ctformer/core/error.hpp"
+#include "ctformer/core/json_excerpt.hpp"
 #include "ctformer/io/mapped_file.hpp"
 
 namespace ctformer {
@@ -53,9 +55,17 @@ struct SafetensorsTensor {
 class SafetensorsFile {
  public:
   // Maps and validates `path`; throws FileError (cannot read) or FormatError (malformed).
-  explicit SafetensorsFile(const std::filesystem::path& path) : file_(path) { parse(); }
+  explicit SafetensorsFile(const std::filesystem::path& path) : file_(path), path_(path) {
+    parse(file_.bytes());
+  }
 
-  const std::filesystem::path& path() const { return file_.path(); }
+  // The same for a file's contents already in memory (copied); `name` stands for the path in error
+  // messages. Throws FormatError.
+  static SafetensorsFile from_bytes(std::span<const std::byte> bytes, std::string name) {
+    return SafetensorsFile(std::vector<std::byte>(bytes.begin(), bytes.end()), std::move(name));
+  }
+
+  const std::filesystem::path& path() const { return path_; }
   std::span<const SafetensorsTensor> tensors() const { return tensors_; }
 
   const SafetensorsTensor* find(std::string_view name) const {
@@ -84,10 +94,14 @@ class SafetensorsFile {
   }
 
  private:
+  SafetensorsFile(std::vector<std::byte> bytes, std::string name)
+      : owned_(std::move(bytes)), path_(std::move(name)) {
+    parse(owned_);
+  }
+
   std::string where() const { return "safetensors file '" + path().string() + "': "; }
 
-  void parse() {
-    const std::span<const std::byte> file = file_.bytes();
+  void parse(const std::span<const std::byte> file) {
     if (file.size() < 8)
       throw FormatError(where() + "the file is " + std::to_string(file.size()) +
                         " bytes long; a safetensors file starts with an 8-byte header length "
@@ -139,11 +153,12 @@ class SafetensorsFile {
       throw FormatError(at + "'shape' is missing or not an array");
     for (const auto& d : *shape_it) {
       if (!d.is_number_unsigned())
-        throw FormatError(at + "shape " + shape_it->dump() + " has a non-integer or negative size");
+        throw FormatError(at + "shape " + detail::json_excerpt(*shape_it) +
+                          " has a non-integer or negative size");
       const auto dim = d.get<std::uint64_t>();
       if (dim > (std::uint64_t(1) << 40) ||
           (dim != 0 && std::uint64_t(t.numel) > (std::uint64_t(1) << 62) / dim))
-        throw FormatError(at + "shape " + shape_it->dump() + " is impossibly large");
+        throw FormatError(at + "shape " + detail::json_excerpt(*shape_it) + " is impossibly large");
       t.shape.push_back(static_cast<std::int64_t>(dim));
       t.numel *= static_cast<std::int64_t>(dim);
     }
@@ -158,11 +173,14 @@ class SafetensorsFile {
       throw FormatError(at + "data_offsets [" + std::to_string(begin) + ", " +
                         std::to_string(end) + "] lie outside the " + std::to_string(data.size()) +
                         " data bytes of the file (truncated or corrupt file)");
-    const std::uint64_t expected = std::uint64_t(t.numel) * info->size;
-    if (end - begin != expected)
+    // numel is at most 2^62 and a dtype up to 8 bytes: their product may not fit in 64 bits (it
+    // would wrap, to 0 for [2^31, 2^31] F32, and match an empty range).
+    const bool fits = std::uint64_t(t.numel) <= UINT64_MAX / info->size;
+    const std::uint64_t expected = fits ? std::uint64_t(t.numel) * info->size : 0;
+    if (!fits || end - begin != expected)
       throw FormatError(at + "holds " + std::to_string(end - begin) + " bytes but its shape " +
                         detail::shape_to_string(t.shape) + " and dtype " + t.dtype_name +
-                        " need " + std::to_string(expected));
+                        " need " + (fits ? std::to_string(expected) : "more than 2^64"));
     t.bytes = data.subspan(begin, end - begin);
     return t;
   }
@@ -182,7 +200,9 @@ class SafetensorsFile {
     }
   }
 
-  MappedFile file_;
+  MappedFile file_;               // the mapped file, or
+  std::vector<std::byte> owned_;  // the bytes given to from_bytes (moving keeps their address)
+  std::filesystem::path path_;
   std::vector<SafetensorsTensor> tensors_;
 };
 

@@ -32,6 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ctformer/core/error.hpp"
+#include "ctformer/core/json_excerpt.hpp"
 #include "ctformer/tokenizer/pretokenizer.hpp"
 #include "ctformer/tokenizer/utf8.hpp"
 
@@ -390,7 +391,7 @@ class Gpt2Tokenizer {
     nlohmann::json json;
     try {
       json = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
       throw FormatError(name +
                         " is not valid JSON (expected an object mapping token strings to "
                         "ids): " +
@@ -406,7 +407,7 @@ class Gpt2Tokenizer {
     for (const auto& [key, value] : json.items()) {
       if (!value.is_number_integer())
         throw FormatError(name + ": the id of token \"" + printable(key) +
-                          "\" is not an integer (got " + value.dump() + ")");
+                          "\" is not an integer (got " + detail::json_excerpt(value) + ")");
       const auto id = value.get<std::int64_t>();
       if (id < 0 || static_cast<std::size_t>(id) >= n)
         throw FormatError(name + ": token \"" + printable(key) + "\" has id " + std::to_string(id) +
