@@ -15,6 +15,8 @@
 #include "ctformer/io/gpt2_config.hpp"
 #include "ctformer/io/model_directory.hpp"
 #include "ctformer/io/safetensors.hpp"
+#include "ctformer/layers/parallel_block.hpp"
+#include "ctformer/layers/rms_norm.hpp"
 #include "ctformer/models/dispatch.hpp"
 #include "ctformer/models/gpt2.hpp"
 #include "ctformer/tokenizer/tokenizer.hpp"

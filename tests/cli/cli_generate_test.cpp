@@ -12,7 +12,7 @@
 
 #include "ctformer/ctformer.hpp"
 #include "support/run_cli.hpp"
-#include "support/tiny_full_vocab_model.hpp"
+#include "support/random_gpt2.hpp"
 #include "support/test_support.hpp"
 
 using namespace ctformer;

@@ -82,7 +82,7 @@ void incremental_decode_matches_transformers() {
   }
 }
 
-// fp32: generate_greedy gives transformers' tokens exactly. fp16/bf16: each of transformers'
+// fp32: greedy decoding gives transformers' tokens exactly. fp16/bf16: each of transformers'
 // tokens, fed back (teacher forcing), is the GPU's argmax, or within the tolerance of it (a
 // near-tie that rounding may flip).
 template <class T>

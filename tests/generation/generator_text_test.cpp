@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "ctformer/ctformer.hpp"
-#include "support/tiny_full_vocab_model.hpp"
+#include "support/random_gpt2.hpp"
 
 using namespace ctformer;
 

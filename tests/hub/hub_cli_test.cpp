@@ -7,7 +7,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -16,7 +15,7 @@
 
 #include "fake_hub.hpp"
 #include "support/run_cli.hpp"
-#include "support/safetensors_writer.hpp"
+#include "support/random_gpt2.hpp"
 
 namespace fs = std::filesystem;
 using namespace ctformer;
@@ -65,13 +64,7 @@ std::string byte_token(int b) {
 // A tiny GPT-2 with a byte-level vocabulary (256 bytes + <|endoftext|>, no merges) and random
 // weights: every file a hub repository has, small enough to serve in a test.
 std::map<std::string, std::string> tiny_model_files() {
-  const std::int64_t V = 257, P = 32, C = 16, H = 64;
   std::map<std::string, std::string> files;
-  files["config.json"] =
-      nlohmann::json{{"model_type", "gpt2"}, {"vocab_size", V},     {"n_positions", P},
-                     {"n_embd", C},          {"n_layer", 1},        {"n_head", 2},
-                     {"n_inner", H},         {"bos_token_id", 256}, {"eos_token_id", 256}}
-          .dump();
   nlohmann::json vocab = nlohmann::json::object();
   for (int b = 0; b < 256; ++b) vocab[byte_token(b)] = b;
   vocab["<|endoftext|>"] = 256;
@@ -79,34 +72,9 @@ std::map<std::string, std::string> tiny_model_files() {
   files["merges.txt"] = "#version: 0.2\n";
   files["generation_config.json"] = R"({"bos_token_id": 256, "eos_token_id": 256})";
 
-  std::mt19937 rng(3);
-  std::normal_distribution<float> normal(0.0f, 0.5f);
-  std::vector<test::RawTensor> tensors;
-  auto add = [&](const std::string& name, std::vector<std::int64_t> shape, float base) {
-    std::int64_t n = 1;
-    for (auto d : shape) n *= d;
-    std::vector<float> values(static_cast<std::size_t>(n));
-    for (float& v : values) v = base + normal(rng);
-    std::vector<std::byte> bytes(values.size() * 4);
-    std::memcpy(bytes.data(), values.data(), bytes.size());
-    tensors.push_back({name, "F32", shape, std::move(bytes)});
-  };
-  add("wte.weight", {V, C}, 0);
-  add("wpe.weight", {P, C}, 0);
-  for (const char* ln : {"h.0.ln_1", "h.0.ln_2", "ln_f"}) {
-    add(std::string(ln) + ".weight", {C}, 1);
-    add(std::string(ln) + ".bias", {C}, 0);
-  }
-  add("h.0.attn.c_attn.weight", {C, 3 * C}, 0);
-  add("h.0.attn.c_attn.bias", {3 * C}, 0);
-  add("h.0.attn.c_proj.weight", {C, C}, 0);
-  add("h.0.attn.c_proj.bias", {C}, 0);
-  add("h.0.mlp.c_fc.weight", {C, H}, 0);
-  add("h.0.mlp.c_fc.bias", {H}, 0);
-  add("h.0.mlp.c_proj.weight", {H, C}, 0);
-  add("h.0.mlp.c_proj.bias", {C}, 0);
   test::TempDir tmp("hub-cli-model");
-  test::write_safetensors(tmp.path / "model.safetensors", tensors);
+  test::write_random_gpt2(tmp.path, {.vocab_size = 257, .n_positions = 32, .eos_token_id = 256}, 3);
+  files["config.json"] = read_file(tmp.path / "config.json");
   files["model.safetensors"] = read_file(tmp.path / "model.safetensors");
   return files;
 }

@@ -1,4 +1,4 @@
-# cmake -P script: install ctformer to a prefix, build tests/package/consumer against it, run it.
+# cmake -P script: install ctformer to a prefix, build examples/consumer against it, run it.
 foreach(var SOURCE_DIR WORK_DIR MODEL_DIR GENERATOR)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "check_find_package.cmake needs -D${var}=...")
@@ -18,7 +18,7 @@ run_step(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/ctformer-build -G ${GE
          -DCTFORMER_BUILD_TESTS=OFF -DCTFORMER_BUILD_TOOLS=OFF -DCTFORMER_BUILD_BENCH=OFF
          -DCMAKE_INSTALL_PREFIX=${WORK_DIR}/prefix)
 run_step(${CMAKE_COMMAND} --install ${WORK_DIR}/ctformer-build)
-run_step(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package/consumer -B ${WORK_DIR}/consumer-build
+run_step(${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples/consumer -B ${WORK_DIR}/consumer-build
          -G ${GENERATOR} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release)
 run_step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-build)
 run_step(${WORK_DIR}/consumer-build/consumer ${MODEL_DIR})

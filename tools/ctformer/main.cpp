@@ -4,6 +4,7 @@
 #include <exception>
 #include <string_view>
 
+#include "bench_command.hpp"
 #include "download_command.hpp"
 #include "generate_command.hpp"
 #include "info_command.hpp"
@@ -28,6 +29,8 @@ constexpr Command kCommands[] = {
      ctformer::cli::info_main},
     {"tokenize", "GPT-2 token ids of text on stdin, or text of ids (--decode)",
      ctformer::cli::tokenize_main},
+    {"bench", "time the seed workload (or a prompt file): tokens/s, latency, peak memory",
+     ctformer::cli::bench_main},
 };
 
 void print_usage(std::FILE* out) {

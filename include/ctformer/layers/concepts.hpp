@@ -5,10 +5,13 @@
 #include <concepts>
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "ctformer/backends/concepts.hpp"
 #include "ctformer/cache/paged_kv_cache.hpp"
 #include "ctformer/core/matrix_view.hpp"
+#include "ctformer/io/gpt2_config.hpp"
+#include "ctformer/io/weight_loader.hpp"
 
 namespace ctformer {
 
@@ -58,6 +61,18 @@ concept ChannelMixer = Layer<L> && requires(const L& l, MatrixView<const layer_a
                                             MatrixView<layer_activation_t<L>> residual,
                                             const BlockScratch<layer_activation_t<L>>& scratch) {
   l.forward(x, residual, scratch);
+};
+
+// A whole block: loads itself from `h.<i>` and updates the residual stream in place. What a model
+// repeats n_layer times (PreNormBlock, ParallelBlock).
+template <class L>
+concept DecoderBlock = Layer<L> &&
+    requires(const L& l, const WeightLoader<typename L::backend, typename L::weight_type>& w,
+             const std::string& prefix, const Gpt2Config& c, MatrixView<layer_activation_t<L>> x,
+             const AttentionStep<layer_activation_t<L>>& step,
+             const BlockScratch<layer_activation_t<L>>& scratch) {
+  { L::load(w, prefix, c) } -> std::same_as<L>;
+  l.forward(x, step, scratch);
 };
 
 template <class L, class... Ls>

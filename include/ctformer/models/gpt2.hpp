@@ -1,5 +1,7 @@
-// GPT-2, composed from the layers: embedding, n_layer pre-norm blocks, final LayerNorm, and the LM
-// head tied to the token embedding. `GPT2<cpu, float>` is the fp32 reference.
+// A decoder-only transformer composed from the layers: embedding, n_layer blocks, a final norm, and
+// the LM head tied to the token embedding. GPT-2 is `DecoderModel<B, T>` with the default block and
+// norm, spelled `GPT2<B, T>`; `GPT2<cpu, float>` is the fp32 reference. Other blocks and norms make
+// variants (docs/composing-variants.md, examples/custom_variant.cpp).
 #pragma once
 
 #include <algorithm>
@@ -36,28 +38,36 @@ enum class LogitsFor {
   every_token  // one row per input token, in step order: what scoring a text needs
 };
 
+// GPT-2's block: x += attn(ln_1(x)); x += mlp(ln_2(x)).
 template <Backend B, class T>
-requires ComputesGpt2<B, T>
-class GPT2 {
+using Gpt2Block = PreNormBlock<LayerNorm<B, T>, CausalSelfAttention<B, T>, Mlp<B, T>>;
+
+// Block and FinalNorm are any DecoderBlock and NormLayer on the same backend and weight type. The
+// weights are read by GPT-2's names: wte, wpe, h.<i> (the block's own names inside), ln_f.
+template <Backend B, class T, DecoderBlock Block = Gpt2Block<B, T>,
+          NormLayer FinalNorm = LayerNorm<B, T>>
+requires ComputesGpt2<B, T> && SameBackendAndType<Embedding<B, T>, Block, FinalNorm>
+class DecoderModel {
  public:
   using backend = B;
   using weight_type = T;
   using A = activation_t<B, T>;
-  using Block = PreNormBlock<LayerNorm<B, T>, CausalSelfAttention<B, T>, Mlp<B, T>>;
+  using block_type = Block;
+  using final_norm_type = FinalNorm;
   using Cache = PagedKvCache<B, A>;
 
   // Loads config.json and model.safetensors from a Hugging Face model directory.
-  static GPT2 from_directory(const std::filesystem::path& dir) {
+  static DecoderModel from_directory(const std::filesystem::path& dir) {
     if (!std::filesystem::is_directory(dir))
       throw FileError("model directory '" + dir.string() +
                       "' does not exist (expected a Hugging Face GPT-2 folder with config.json and "
                       "model.safetensors)");
     const Gpt2Config config = Gpt2Config::from_file(dir / "config.json");
-    return GPT2(config, SafetensorsFile(dir / "model.safetensors"));
+    return DecoderModel(config, SafetensorsFile(dir / "model.safetensors"));
   }
 
-  GPT2(const Gpt2Config& config, const SafetensorsFile& file)
-      : GPT2(config, WeightLoader<B, T>(file)) {}
+  DecoderModel(const Gpt2Config& config, const SafetensorsFile& file)
+      : DecoderModel(config, WeightLoader<B, T>(file)) {}
 
   const Gpt2Config& config() const { return config_; }
 
@@ -100,10 +110,8 @@ class GPT2 {
   }
 
  private:
-  GPT2(const Gpt2Config& c, const WeightLoader<B, T>& w)
-      : config_(c),
-        embedding_(Embedding<B, T>::load(w, c)),
-        ln_f_(LayerNorm<B, T>::load(w, "ln_f", c)) {
+  DecoderModel(const Gpt2Config& c, const WeightLoader<B, T>& w)
+      : config_(c), embedding_(Embedding<B, T>::load(w, c)), ln_f_(FinalNorm::load(w, "ln_f", c)) {
     blocks_.reserve(static_cast<std::size_t>(c.n_layer));
     for (std::int64_t l = 0; l < c.n_layer; ++l)
       blocks_.push_back(Block::load(w, "h." + std::to_string(l), c));
@@ -184,7 +192,7 @@ class GPT2 {
   Gpt2Config config_;
   Embedding<B, T> embedding_;  // wte (V, C), wpe (P, C); wte is also the LM head
   std::vector<Block> blocks_;  // n_layer
-  LayerNorm<B, T> ln_f_;
+  FinalNorm ln_f_;
 
   template <class E>
   using buffer = typename B::template buffer<E>;
@@ -259,5 +267,8 @@ class GPT2 {
     }
   }
 };
+
+template <Backend B, class T>
+using GPT2 = DecoderModel<B, T>;
 
 }  // namespace ctformer
