@@ -2,7 +2,7 @@
 //   bias          -> CUBLASLT_EPILOGUE_BIAS
 //   bias_gelu     -> CUBLASLT_EPILOGUE_GELU_BIAS. cuBLASLt's GELU is the tanh approximation that
 //                    GPT-2 uses (PyTorch relies on this for gelu(approximate="tanh") in
-//                    _addmm_activation); tests/cuda checks it against ops::gelu_tanh. If cuBLASLt
+//                    _addmm_activation); tests/cuda checks it against ops::Linear<cpu>. If cuBLASLt
 //                    offers no algorithm for it, a bias GEMM is followed by our own GELU kernel.
 //   bias_residual -> CUBLASLT_EPILOGUE_BIAS with beta = 1 and C = D = the residual stream, so the
 //                    residual add costs no extra pass over memory
