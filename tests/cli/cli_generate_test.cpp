@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "ctformer/ctformer.hpp"
-#include "support/run_cli.hpp"
 #include "support/random_gpt2.hpp"
+#include "support/run_cli.hpp"
 #include "support/test_support.hpp"
 
 using namespace ctformer;
@@ -36,10 +36,12 @@ bool contains(const std::string& s, const std::string& part) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(json_output_matches_the_library_for_each_prompt_in_order) {
-  const std::vector<std::string> prompts = {"My example 0", "Hello, world", "Caf\xc3\xa9 \xf0\x9f\x98\x80"};
+  const std::vector<std::string> prompts = {"My example 0", "Hello, world",
+                                            "Caf\xc3\xa9 \xf0\x9f\x98\x80"};
   std::string input;
   for (const auto& p : prompts) input += p + "\n";
-  const auto r = run_cli("generate " + tiny().arg() + " --json --max-new-tokens 7 --batch-size 2", input);
+  const auto r =
+      run_cli("generate " + tiny().arg() + " --json --max-new-tokens 7 --batch-size 2", input);
   BOOST_REQUIRE_EQUAL(r.status, 0);
   const auto results = nlohmann::json::parse(r.out);
   BOOST_REQUIRE_EQUAL(results.size(), prompts.size());
@@ -81,7 +83,7 @@ BOOST_AUTO_TEST_CASE(one_prompt_streams_prompt_and_continuation) {
 }
 
 BOOST_AUTO_TEST_CASE(usage_errors_exit_2_with_the_usage_line) {
-  for (const std::string args : {"generate", "generate --bogus", "generate --model", 
+  for (const std::string args : {"generate", "generate --bogus", "generate --model",
                                  "generate --model x --max-new-tokens many"}) {
     const auto r = run_cli(args, "", true);
     BOOST_TEST(r.status == 2, args);
@@ -107,10 +109,12 @@ BOOST_AUTO_TEST_CASE(runtime_errors_exit_1_with_one_clear_sentence) {
          {"incomplete", "model.safetensors, vocab.json, merges.txt"});
   std::string long_prompt;
   for (int i = 0; i < 80; ++i) long_prompt += " word";
-  expect("generate " + tiny().arg() + " --prompt '" + long_prompt + "'", "", {"80 tokens", "n_positions 64"});
+  expect("generate " + tiny().arg() + " --prompt '" + long_prompt + "'", "",
+         {"80 tokens", "n_positions 64"});
   expect("generate " + tiny().arg(), "ok\n\nok\n", {"line 2", "empty"});
   expect("generate " + tiny().arg(), "\xff\xfe\n", {"prompt 1", "UTF-8", "byte offset 0"});
   expect("generate " + tiny().arg() + " --prompt hi --dtype fp8", "", {"fp8", "fp32, fp16, bf16"});
   expect("generate " + tiny().arg() + " --prompt hi --device cuda", "", {"CUDA", "--device cpu"});
-  expect("generate " + tiny().arg() + " --file /nonexistent/prompts.txt", "", {"/nonexistent/prompts.txt"});
+  expect("generate " + tiny().arg() + " --file /nonexistent/prompts.txt", "",
+         {"/nonexistent/prompts.txt"});
 }

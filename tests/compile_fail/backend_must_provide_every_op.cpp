@@ -22,14 +22,21 @@ struct partial_backend {
 };
 
 namespace ctformer::ops {
-template <> struct Embedding<partial_backend> : Embedding<cpu> {};
-template <> struct LayerNorm<partial_backend> : LayerNorm<cpu> {};
-template <> struct Linear<partial_backend> : Linear<cpu> {};
-template <> struct AppendKv<partial_backend> : AppendKv<cpu> {};
-template <> struct GatherRows<partial_backend> : GatherRows<cpu> {};
-template <> struct Argmax<partial_backend> : Argmax<cpu> {};
+template <>
+struct Embedding<partial_backend> : Embedding<cpu> {};
+template <>
+struct LayerNorm<partial_backend> : LayerNorm<cpu> {};
+template <>
+struct Linear<partial_backend> : Linear<cpu> {};
+template <>
+struct AppendKv<partial_backend> : AppendKv<cpu> {};
+template <>
+struct GatherRows<partial_backend> : GatherRows<cpu> {};
+template <>
+struct Argmax<partial_backend> : Argmax<cpu> {};
 #ifndef CTFORMER_BREAK
-template <> struct PagedAttention<partial_backend> : PagedAttention<cpu> {};
+template <>
+struct PagedAttention<partial_backend> : PagedAttention<cpu> {};
 #endif
 }  // namespace ctformer::ops
 

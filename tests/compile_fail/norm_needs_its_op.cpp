@@ -25,15 +25,23 @@ struct gpt2_only_backend {
 };
 
 namespace ctformer::ops {
-template <> struct Embedding<gpt2_only_backend> : Embedding<cpu> {};
-template <> struct LayerNorm<gpt2_only_backend> : LayerNorm<cpu> {};
-template <> struct Linear<gpt2_only_backend> : Linear<cpu> {};
-template <> struct AppendKv<gpt2_only_backend> : AppendKv<cpu> {};
-template <> struct PagedAttention<gpt2_only_backend> : PagedAttention<cpu> {};
-template <> struct GatherRows<gpt2_only_backend> : GatherRows<cpu> {};
-template <> struct Argmax<gpt2_only_backend> : Argmax<cpu> {};
+template <>
+struct Embedding<gpt2_only_backend> : Embedding<cpu> {};
+template <>
+struct LayerNorm<gpt2_only_backend> : LayerNorm<cpu> {};
+template <>
+struct Linear<gpt2_only_backend> : Linear<cpu> {};
+template <>
+struct AppendKv<gpt2_only_backend> : AppendKv<cpu> {};
+template <>
+struct PagedAttention<gpt2_only_backend> : PagedAttention<cpu> {};
+template <>
+struct GatherRows<gpt2_only_backend> : GatherRows<cpu> {};
+template <>
+struct Argmax<gpt2_only_backend> : Argmax<cpu> {};
 #ifndef CTFORMER_BREAK
-template <> struct RmsNorm<gpt2_only_backend> : RmsNorm<cpu> {};
+template <>
+struct RmsNorm<gpt2_only_backend> : RmsNorm<cpu> {};
 #endif
 }  // namespace ctformer::ops
 

@@ -118,7 +118,8 @@ BOOST_AUTO_TEST_CASE(small_blocks_equal_one_contiguous_block_per_sequence) {
   auto model = load("gpt2-h16");
   const auto requests = mixed_requests(model, 6);
   std::vector<std::vector<std::vector<std::int32_t>>> runs;
-  for (const std::int64_t block_size : {std::int64_t(1), std::int64_t(3), model.config().n_positions}) {
+  for (const std::int64_t block_size :
+       {std::int64_t(1), std::int64_t(3), model.config().n_positions}) {
     Generator generator(model, options_for(model, 6 * model.config().n_positions, block_size, 6));
     for (const Request& r : requests) generator.submit(r);
     std::vector<std::vector<std::int32_t>> tokens;

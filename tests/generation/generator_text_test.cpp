@@ -44,7 +44,8 @@ struct Fixture {
 BOOST_FIXTURE_TEST_CASE(streamed_deltas_add_up_to_the_text_and_the_text_is_the_tokens, Fixture) {
   Generator generator(model, options(), &tokenizer);
   std::map<RequestId, std::string> streamed;
-  const std::vector<std::string> prompts = {"My example 0", "Caf\xc3\xa9", "\xe4\xbd\xa0\xe5\xa5\xbd"};
+  const std::vector<std::string> prompts = {"My example 0", "Caf\xc3\xa9",
+                                            "\xe4\xbd\xa0\xe5\xa5\xbd"};
   for (const std::string& p : prompts) {
     Request r = request(p, 20);
     r.on_event = [&](const TokenEvent& e) { streamed[e.request] += e.text; };

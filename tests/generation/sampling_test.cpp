@@ -76,8 +76,8 @@ std::pair<double, int> chi_square(const std::vector<int>& counts, const std::vec
     ++bins;
   }
   if (pooled_expected > 0) {
-    stat += (pooled_observed - pooled_expected) * (pooled_observed - pooled_expected) /
-            pooled_expected;
+    stat +=
+        (pooled_observed - pooled_expected) * (pooled_observed - pooled_expected) / pooled_expected;
     ++bins;
   }
   return {stat, bins - 1};
@@ -113,10 +113,18 @@ void check_sampler(float temperature, int top_k, float top_p) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(plain_temperature_sampling_follows_the_softmax) { check_sampler(1.3f, 0, 1.0f); }
-BOOST_AUTO_TEST_CASE(top_k_sampling_follows_the_renormalised_softmax) { check_sampler(1.0f, 12, 1.0f); }
-BOOST_AUTO_TEST_CASE(top_p_sampling_follows_the_renormalised_softmax) { check_sampler(0.8f, 0, 0.7f); }
-BOOST_AUTO_TEST_CASE(top_k_and_top_p_together) { check_sampler(1.1f, 30, 0.9f); }
+BOOST_AUTO_TEST_CASE(plain_temperature_sampling_follows_the_softmax) {
+  check_sampler(1.3f, 0, 1.0f);
+}
+BOOST_AUTO_TEST_CASE(top_k_sampling_follows_the_renormalised_softmax) {
+  check_sampler(1.0f, 12, 1.0f);
+}
+BOOST_AUTO_TEST_CASE(top_p_sampling_follows_the_renormalised_softmax) {
+  check_sampler(0.8f, 0, 0.7f);
+}
+BOOST_AUTO_TEST_CASE(top_k_and_top_p_together) {
+  check_sampler(1.1f, 30, 0.9f);
+}
 
 BOOST_AUTO_TEST_CASE(a_wrong_distribution_is_detected) {
   // The test's power: samples at T = 1.3 judged against T = 1.0 must fail the bound.
@@ -143,7 +151,7 @@ BOOST_AUTO_TEST_CASE(repetition_penalty_is_transformers_rule) {
   std::vector<ops::SamplingRow> rows = {{0.0f, 0, 1.0f, 2.0f, 0, 0, history}};
   std::int32_t id = -1;
   ops::Sample<cpu>::run({logits.data(), 1, 4}, rows, {&id, 1});
-  BOOST_TEST(id == 1);  // token 0 fell to 1.0
+  BOOST_TEST(id == 1);                 // token 0 fell to 1.0
   rows[0].repetition_penalty = 1.04f;  // 2.0 / 1.04 = 1.923 > 1.9
   ops::Sample<cpu>::run({logits.data(), 1, 4}, rows, {&id, 1});
   BOOST_TEST(id == 0);

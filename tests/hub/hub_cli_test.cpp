@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "fake_hub.hpp"
-#include "support/run_cli.hpp"
 #include "support/random_gpt2.hpp"
+#include "support/run_cli.hpp"
 
 namespace fs = std::filesystem;
 using namespace ctformer;

@@ -26,7 +26,8 @@ void check_refused(const json& j, std::initializer_list<std::string> parts) {
     const std::string message = e.what();
     BOOST_TEST(message.find("test/config.json") != std::string::npos, message);
     for (const std::string& part : parts)
-      BOOST_TEST(message.find(part) != std::string::npos, "'" << message << "' lacks '" << part << "'");
+      BOOST_TEST(message.find(part) != std::string::npos,
+                 "'" << message << "' lacks '" << part << "'");
     return;
   }
   BOOST_FAIL("config was accepted: " << j.dump());
@@ -47,7 +48,8 @@ BOOST_AUTO_TEST_CASE(reads_the_fixture_configs_that_transformers_wrote) {
   BOOST_TEST(h16.eos_token_id == 319);
   const Gpt2Config h32 = Gpt2Config::from_file(test::data_dir() / "models/gpt2-h32/config.json");
   BOOST_TEST(h32.layer_norm_epsilon == 1e-6f);
-  BOOST_TEST(Gpt2Config::from_file(test::data_dir() / "models/gpt2-h64/config.json").n_inner == 320);
+  BOOST_TEST(Gpt2Config::from_file(test::data_dir() / "models/gpt2-h64/config.json").n_inner ==
+             320);
 }
 
 BOOST_AUTO_TEST_CASE(missing_required_keys) {
@@ -69,8 +71,10 @@ BOOST_AUTO_TEST_CASE(unsupported_options_are_refused_with_what_is_supported) {
     j[key] = std::move(value);
     return j;
   };
-  check_refused(with("activation_function", "relu"), {"activation_function", "\"relu\"", "gelu_new"});
-  check_refused(with("scale_attn_by_inverse_layer_idx", true), {"scale_attn_by_inverse_layer_idx", "true", "false"});
+  check_refused(with("activation_function", "relu"),
+                {"activation_function", "\"relu\"", "gelu_new"});
+  check_refused(with("scale_attn_by_inverse_layer_idx", true),
+                {"scale_attn_by_inverse_layer_idx", "true", "false"});
   check_refused(with("reorder_and_upcast_attn", true), {"reorder_and_upcast_attn"});
   check_refused(with("add_cross_attention", true), {"add_cross_attention"});
   check_refused(with("tie_word_embeddings", false), {"tie_word_embeddings"});

@@ -23,13 +23,16 @@ void check_throws(F&& f, std::initializer_list<std::string> parts) {
   } catch (const E& e) {
     const std::string message = e.what();
     for (const std::string& part : parts)
-      BOOST_TEST(message.find(part) != std::string::npos, "'" << message << "' lacks '" << part << "'");
+      BOOST_TEST(message.find(part) != std::string::npos,
+                 "'" << message << "' lacks '" << part << "'");
     return;
   }
   BOOST_FAIL("no exception of the expected type was thrown");
 }
 
-std::vector<std::byte> zeros(std::size_t n) { return std::vector<std::byte>(n); }
+std::vector<std::byte> zeros(std::size_t n) {
+  return std::vector<std::byte>(n);
+}
 
 }  // namespace
 
@@ -53,7 +56,8 @@ BOOST_AUTO_TEST_CASE(reads_f32_f16_bf16_as_torch_converts_them) {
 BOOST_AUTO_TEST_CASE(refuses_a_dtype_it_cannot_load_naming_it) {
   const SafetensorsFile file(test::data_dir() / "dtypes.safetensors");
   const std::int64_t shape[] = {4};
-  check_throws<FormatError>([&] { file.load_float("i64", shape); }, {"'i64'", "I64", "F32, F16 and BF16"});
+  check_throws<FormatError>([&] { file.load_float("i64", shape); },
+                            {"'i64'", "I64", "F32, F16 and BF16"});
 }
 
 BOOST_AUTO_TEST_CASE(missing_tensor_and_wrong_shape_name_the_tensor) {
@@ -72,7 +76,8 @@ BOOST_AUTO_TEST_CASE(empty_and_tiny_files) {
   test::TempDir dir("st-empty");
   const auto path = dir.path / "empty.safetensors";
   std::ofstream(path).close();
-  check_throws<FormatError>([&] { SafetensorsFile{path}; }, {path.string(), "0 bytes", "8-byte header length"});
+  check_throws<FormatError>([&] { SafetensorsFile{path}; },
+                            {path.string(), "0 bytes", "8-byte header length"});
   std::ofstream(path) << "abc";
   check_throws<FormatError>([&] { SafetensorsFile{path}; }, {"3 bytes"});
 }
@@ -81,7 +86,8 @@ BOOST_AUTO_TEST_CASE(header_length_beyond_the_file) {
   test::TempDir dir("st-hdr");
   const auto path = dir.path / "h.safetensors";
   test::write_raw_safetensors(path, "{}", {}, 1000);
-  check_throws<FormatError>([&] { SafetensorsFile{path}; }, {"header length is 1000", "only 2 bytes"});
+  check_throws<FormatError>([&] { SafetensorsFile{path}; },
+                            {"header length is 1000", "only 2 bytes"});
 }
 
 BOOST_AUTO_TEST_CASE(header_that_is_not_json) {
@@ -106,10 +112,9 @@ BOOST_AUTO_TEST_CASE(truncated_model_file) {
 BOOST_AUTO_TEST_CASE(out_of_range_and_overlapping_offsets) {
   test::TempDir dir("st-offsets");
   const auto path = dir.path / "o.safetensors";
-  test::write_raw_safetensors(
-      path, R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+  test::write_raw_safetensors(path, R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
                "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
-      zeros(12));
+                              zeros(12));
   check_throws<FormatError>([&] { SafetensorsFile{path}; }, {"'a'", "'b'", "overlap"});
   test::write_raw_safetensors(
       path, R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", zeros(12));
@@ -124,7 +129,8 @@ BOOST_AUTO_TEST_CASE(byte_count_that_does_not_match_shape) {
   const auto path = dir.path / "s.safetensors";
   test::write_raw_safetensors(
       path, R"({"a": {"dtype": "F16", "shape": [3, 2], "data_offsets": [0, 8]}})", zeros(8));
-  check_throws<FormatError>([&] { SafetensorsFile{path}; }, {"'a'", "8 bytes", "[3, 2]", "need 12"});
+  check_throws<FormatError>([&] { SafetensorsFile{path}; },
+                            {"'a'", "8 bytes", "[3, 2]", "need 12"});
 }
 
 BOOST_AUTO_TEST_CASE(unknown_dtype_and_malformed_entries) {
@@ -133,14 +139,16 @@ BOOST_AUTO_TEST_CASE(unknown_dtype_and_malformed_entries) {
   test::write_raw_safetensors(
       path, R"({"a": {"dtype": "F17", "shape": [2], "data_offsets": [0, 8]}})", zeros(8));
   check_throws<FormatError>([&] { SafetensorsFile{path}; }, {"'a'", "unknown dtype 'F17'", "BF16"});
-  test::write_raw_safetensors(path, R"({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}})", zeros(8));
+  test::write_raw_safetensors(
+      path, R"({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}})", zeros(8));
   check_throws<FormatError>([&] { SafetensorsFile{path}; }, {"'a'", "negative"});
   test::write_raw_safetensors(path, R"({"a": {"dtype": "F32", "shape": [2]}})", zeros(8));
   check_throws<FormatError>([&] { SafetensorsFile{path}; }, {"'a'", "data_offsets"});
   test::write_raw_safetensors(path, R"({"a": 5})", zeros(8));
   check_throws<FormatError>([&] { SafetensorsFile{path}; }, {"'a'", "not a JSON object"});
   test::write_raw_safetensors(
-      path, R"({"a": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]}})", zeros(8));
+      path, R"({"a": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]}})",
+      zeros(8));
   check_throws<FormatError>([&] { SafetensorsFile{path}; }, {"'a'", "impossibly large"});
 }
 
@@ -151,7 +159,8 @@ BOOST_AUTO_TEST_CASE(metadata_is_skipped_and_round_trip_works) {
   std::vector<std::byte> bytes(8);
   std::memcpy(bytes.data(), values, 8);
   test::write_raw_safetensors(
-      path, R"({"__metadata__": {"format": "pt"}, "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})",
+      path,
+      R"({"__metadata__": {"format": "pt"}, "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})",
       bytes);
   const SafetensorsFile file(path);
   BOOST_TEST(file.tensors().size() == 1u);

@@ -27,10 +27,14 @@ inline void write_random_gpt2(const std::filesystem::path& dir, const RandomGpt2
                               unsigned seed) {
   const std::int64_t V = shape.vocab_size, P = shape.n_positions, C = shape.n_embd,
                      H = shape.n_inner;
-  const nlohmann::json config = {{"model_type", "gpt2"}, {"vocab_size", V},
-                                 {"n_positions", P},     {"n_embd", C},
-                                 {"n_layer", 1},         {"n_head", 2},
-                                 {"n_inner", H},         {"bos_token_id", shape.eos_token_id},
+  const nlohmann::json config = {{"model_type", "gpt2"},
+                                 {"vocab_size", V},
+                                 {"n_positions", P},
+                                 {"n_embd", C},
+                                 {"n_layer", 1},
+                                 {"n_head", 2},
+                                 {"n_inner", H},
+                                 {"bos_token_id", shape.eos_token_id},
                                  {"eos_token_id", shape.eos_token_id}};
   std::ofstream(dir / "config.json") << config.dump();
   std::mt19937 rng(seed);

@@ -48,8 +48,8 @@ struct Reference {
   }
 };
 
-// max |got - want| / max |want| over `want.size()` elements: the error relative to the logits' scale
-// (an element-wise ratio would be meaningless for logits near zero).
+// max |got - want| / max |want| over `want.size()` elements: the error relative to the logits'
+// scale (an element-wise ratio would be meaningless for logits near zero).
 inline double relative_error(const float* got, const std::vector<float>& want) {
   double max_diff = 0, max_ref = 0;
   for (std::size_t i = 0; i < want.size(); ++i) {

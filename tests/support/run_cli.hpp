@@ -22,8 +22,9 @@ inline CliResult run_cli(const std::string& args, const std::string& input = "",
                          bool merge_stderr = false) {
   namespace fs = std::filesystem;
   static int counter = 0;
-  const fs::path in_file = fs::temp_directory_path() / ("ctformer_cli_" + std::to_string(::getpid()) +
-                                                        "_" + std::to_string(counter++) + ".in");
+  const fs::path in_file =
+      fs::temp_directory_path() /
+      ("ctformer_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".in");
   std::ofstream(in_file, std::ios::binary) << input;
   const std::string cmd = std::string("'") + CTFORMER_CLI + "' " + args + " < '" +
                           in_file.string() + "'" + (merge_stderr ? " 2>&1" : " 2>/dev/null");

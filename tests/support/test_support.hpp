@@ -20,7 +20,9 @@ inline constexpr int kSkipExitCode = 77;
 }
 
 // Committed fixtures (tests/data), made by tools/make_reference.py.
-inline std::filesystem::path data_dir() { return CTFORMER_TEST_DATA_DIR; }
+inline std::filesystem::path data_dir() {
+  return CTFORMER_TEST_DATA_DIR;
+}
 
 // The real GPT-2 vocab.json + merges.txt: $CTFORMER_GPT2_DIR, else ../shared/gpt2 beside the source
 // tree. Neither is committed to this repository.

@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "arguments.hpp"
+#include "ctformer/ctformer.hpp"
 #include "hub/hub.hpp"
 #include "prompt_file.hpp"
-#include "ctformer/ctformer.hpp"
 
 namespace ctformer::cli {
 
@@ -44,9 +44,12 @@ inline constexpr const char* kGenerateUsage =
 inline std::string_view json_finish_reason(FinishReason r) {
   switch (r) {
     case FinishReason::eos:
-    case FinishReason::stop_string: return "stop";
-    case FinishReason::length: return "length";
-    case FinishReason::cancelled: return "cancelled";
+    case FinishReason::stop_string:
+      return "stop";
+    case FinishReason::length:
+      return "length";
+    case FinishReason::cancelled:
+      return "cancelled";
   }
   return "?";
 }

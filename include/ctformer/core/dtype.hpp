@@ -16,14 +16,19 @@ enum class DType : std::uint8_t { f32, f16, bf16 };
 
 inline constexpr DType kSupportedDTypes[] = {DType::f32, DType::f16, DType::bf16};
 
-constexpr std::size_t size_of(DType t) { return t == DType::f32 ? 4 : 2; }
+constexpr std::size_t size_of(DType t) {
+  return t == DType::f32 ? 4 : 2;
+}
 
 // Names as safetensors writes them ("F32", "F16", "BF16").
 constexpr std::string_view safetensors_name(DType t) {
   switch (t) {
-    case DType::f32: return "F32";
-    case DType::f16: return "F16";
-    case DType::bf16: return "BF16";
+    case DType::f32:
+      return "F32";
+    case DType::f16:
+      return "F16";
+    case DType::bf16:
+      return "BF16";
   }
   return "?";
 }

@@ -31,8 +31,8 @@ class ConfigError : public Error {
   using Error::Error;
 };
 
-// Caller-supplied data that cannot be processed: a token id out of range, a sequence longer than the
-// context, text that is not valid UTF-8.
+// Caller-supplied data that cannot be processed: a token id out of range, a sequence longer than
+// the context, text that is not valid UTF-8.
 class InputError : public Error {
  public:
   using Error::Error;

@@ -48,7 +48,8 @@ struct GenerationParams {
     auto bad = [](const std::string& what) { throw InputError("generation parameter " + what); };
     if (!(temperature >= 0.0f)) bad("temperature " + std::to_string(temperature) + " must be >= 0");
     if (top_k < 0) bad("top_k " + std::to_string(top_k) + " must be >= 0 (0 disables it)");
-    if (!(top_p > 0.0f && top_p <= 1.0f)) bad("top_p " + std::to_string(top_p) + " must be in (0, 1]");
+    if (!(top_p > 0.0f && top_p <= 1.0f))
+      bad("top_p " + std::to_string(top_p) + " must be in (0, 1]");
     if (!(repetition_penalty > 0.0f))
       bad("repetition_penalty " + std::to_string(repetition_penalty) + " must be > 0");
     if (max_new_tokens && *max_new_tokens < 0)

@@ -1,7 +1,7 @@
 // The generator: many requests in, tokens and text out, with continuous batching over a paged KV
-// cache. Each step() admits waiting requests as cache space allows, runs one forward pass that mixes
-// the prefill of new requests with one decode token of every running one, samples each request's
-// next token with its own parameters, and reports what each request produced.
+// cache. Each step() admits waiting requests as cache space allows, runs one forward pass that
+// mixes the prefill of new requests with one decode token of every running one, samples each
+// request's next token with its own parameters, and reports what each request produced.
 #pragma once
 
 #include <algorithm>
@@ -37,10 +37,14 @@ enum class FinishReason {
 
 constexpr std::string_view to_string(FinishReason r) {
   switch (r) {
-    case FinishReason::eos: return "eos";
-    case FinishReason::stop_string: return "stop_string";
-    case FinishReason::length: return "length";
-    case FinishReason::cancelled: return "cancelled";
+    case FinishReason::eos:
+      return "eos";
+    case FinishReason::stop_string:
+      return "stop_string";
+    case FinishReason::length:
+      return "length";
+    case FinishReason::cancelled:
+      return "cancelled";
   }
   return "?";
 }
@@ -67,8 +71,8 @@ struct Result {
   std::vector<std::int32_t> tokens;  // generated ids
   std::string text;                  // generated text (empty without a tokenizer)
   FinishReason finish_reason = FinishReason::length;
-  std::uint64_t seed = 0;            // replays a sampled request exactly
-  double ttft_ms = 0;                // submit to first token
+  std::uint64_t seed = 0;              // replays a sampled request exactly
+  double ttft_ms = 0;                  // submit to first token
   std::vector<double> token_times_ms;  // submit to each token
 };
 
@@ -76,7 +80,7 @@ struct GeneratorOptions {
   std::int64_t kv_cache_bytes = std::int64_t(1) << 30;  // KV cache budget, allocated once
   std::int64_t kv_block_size = 16;                      // tokens per cache block
   std::int64_t max_batch = 64;                          // sequences in one step
-  std::int64_t max_step_tokens = 4096;  // tokens in one step; a longer prompt runs alone
+  std::int64_t max_step_tokens = 4096;       // tokens in one step; a longer prompt runs alone
   std::optional<std::int32_t> eos_token_id;  // the model's config when absent
 };
 
@@ -97,7 +101,8 @@ class Generator {
   RequestId submit(Request request) {
     request.params.validate();
     if (request.prompt.empty()) {
-      if (!tokenizer_) throw InputError("request has no prompt ids, and no tokenizer to encode text");
+      if (!tokenizer_)
+        throw InputError("request has no prompt ids, and no tokenizer to encode text");
       request.prompt = tokenizer_->encode(request.text);
     }
     const Gpt2Config& c = model_.config();
@@ -216,7 +221,7 @@ class Generator {
     std::optional<std::int32_t> sequence;  // its KV cache sequence while running
     std::size_t cached = 0;                // tokens already in the cache
     std::optional<Utf8StreamDecoder> decoder;
-    std::string text;        // generated text so far
+    std::string text;          // generated text so far
     std::size_t streamed = 0;  // bytes of `text` already reported
     Clock::time_point submitted;
     std::vector<double> token_times_ms;
@@ -240,8 +245,9 @@ class Generator {
     if (blocks < needed)
       throw InputError("generator: a KV cache of " + std::to_string(o.kv_cache_bytes) +
                        " bytes holds " + std::to_string(tokens) + " tokens (" +
-                       std::to_string(bytes_per_token) + " bytes each), less than one sequence of " +
-                       std::to_string(c.n_positions) + " tokens; give it at least " +
+                       std::to_string(bytes_per_token) +
+                       " bytes each), less than one sequence of " + std::to_string(c.n_positions) +
+                       " tokens; give it at least " +
                        std::to_string(needed * o.kv_block_size * bytes_per_token) + " bytes");
     return model.make_cache(blocks * o.kv_block_size, o.kv_block_size);
   }

@@ -102,8 +102,8 @@ struct Gpt2Config {
     require_value("tie_word_embeddings", true,
                   "the LM head reuses the token embedding, as in every GPT-2 checkpoint");
 
-    for (auto [key, out] : {std::pair{"bos_token_id", &c.bos_token_id},
-                            std::pair{"eos_token_id", &c.eos_token_id}}) {
+    for (auto [key, out] :
+         {std::pair{"bos_token_id", &c.bos_token_id}, std::pair{"eos_token_id", &c.eos_token_id}}) {
       const auto it = j.find(key);
       if (it == j.end() || it->is_null()) continue;
       if (!it->is_number_integer() || it->get<std::int64_t>() < 0 ||

@@ -33,7 +33,8 @@ class MappedFile {
     }
     if (!S_ISREG(st.st_mode)) {
       ::close(fd);
-      throw FileError("'" + path.string() + "' is not a regular file");
+      // std::string first: GCC 12 warns falsely (-Wrestrict, bug 105651) on "..." + string&&.
+      throw FileError(std::string("'") + path.string() + "' is not a regular file");
     }
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ > 0) {  // mmap refuses a length of 0; an empty file maps to an empty span.

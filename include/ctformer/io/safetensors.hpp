@@ -1,6 +1,6 @@
 // Reads safetensors files (https://huggingface.co/docs/safetensors): an 8-byte little-endian header
-// length, a JSON header describing each tensor, then the raw tensor bytes. The file is memory-mapped
-// and every tensor is validated against the file before anything is read.
+// length, a JSON header describing each tensor, then the raw tensor bytes. The file is
+// memory-mapped and every tensor is validated against the file before anything is read.
 #pragma once
 
 #include <algorithm>
@@ -31,9 +31,9 @@ struct SafetensorsDTypeInfo {
   std::size_t size;
 };
 inline constexpr SafetensorsDTypeInfo kSafetensorsDTypes[] = {
-    {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2},
-    {"U16", 2},  {"F16", 2}, {"BF16", 2}, {"I32", 4},    {"U32", 4},     {"F32", 4},
-    {"F64", 8},  {"I64", 8}, {"U64", 8}};
+    {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+    {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+    {"U32", 4},  {"F32", 4}, {"F64", 8}, {"I64", 8},     {"U64", 8}};
 
 inline std::string shape_to_string(std::span<const std::int64_t> shape) {
   std::string s = "[";
@@ -45,8 +45,8 @@ inline std::string shape_to_string(std::span<const std::int64_t> shape) {
 
 struct SafetensorsTensor {
   std::string name;
-  std::string dtype_name;        // as written in the file, e.g. "F32"
-  std::optional<DType> dtype;    // empty when ctformer cannot load this dtype
+  std::string dtype_name;      // as written in the file, e.g. "F32"
+  std::optional<DType> dtype;  // empty when ctformer cannot load this dtype
   std::vector<std::int64_t> shape;
   std::int64_t numel = 1;
   std::span<const std::byte> bytes;  // inside the mapped file
@@ -89,7 +89,8 @@ class SafetensorsFile {
       throw FormatError(where() + "tensor '" + t->name + "' has dtype " + t->dtype_name +
                         "; ctformer loads F32, F16 and BF16 weights");
     std::vector<float> out(static_cast<std::size_t>(t->numel));
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = load_as_float(t->bytes.data(), *t->dtype, i);
+    for (std::size_t i = 0; i < out.size(); ++i)
+      out[i] = load_as_float(t->bytes.data(), *t->dtype, i);
     return out;
   }
 
@@ -107,7 +108,8 @@ class SafetensorsFile {
                         " bytes long; a safetensors file starts with an 8-byte header length "
                         "(the file is empty or truncated: download it again)");
     std::uint64_t header_len = 0;
-    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | std::to_integer<std::uint8_t>(file[i]);
+    for (int i = 7; i >= 0; --i)
+      header_len = (header_len << 8) | std::to_integer<std::uint8_t>(file[i]);
     if (header_len > file.size() - 8)
       throw FormatError(where() + "the header length is " + std::to_string(header_len) +
                         " bytes but only " + std::to_string(file.size() - 8) +
@@ -170,8 +172,8 @@ class SafetensorsFile {
     const auto begin = (*offsets_it)[0].get<std::uint64_t>();
     const auto end = (*offsets_it)[1].get<std::uint64_t>();
     if (begin > end || end > data.size())
-      throw FormatError(at + "data_offsets [" + std::to_string(begin) + ", " +
-                        std::to_string(end) + "] lie outside the " + std::to_string(data.size()) +
+      throw FormatError(at + "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                        "] lie outside the " + std::to_string(data.size()) +
                         " data bytes of the file (truncated or corrupt file)");
     // numel is at most 2^62 and a dtype up to 8 bytes: their product may not fit in 64 bits (it
     // would wrap, to 0 for [2^31, 2^31] F32, and match an empty range).
@@ -179,8 +181,8 @@ class SafetensorsFile {
     const std::uint64_t expected = fits ? std::uint64_t(t.numel) * info->size : 0;
     if (!fits || end - begin != expected)
       throw FormatError(at + "holds " + std::to_string(end - begin) + " bytes but its shape " +
-                        detail::shape_to_string(t.shape) + " and dtype " + t.dtype_name +
-                        " need " + (fits ? std::to_string(expected) : "more than 2^64"));
+                        detail::shape_to_string(t.shape) + " and dtype " + t.dtype_name + " need " +
+                        (fits ? std::to_string(expected) : "more than 2^64"));
     t.bytes = data.subspan(begin, end - begin);
     return t;
   }
@@ -194,8 +196,7 @@ class SafetensorsFile {
       const SafetensorsTensor& cur = *by_offset[i];
       if (cur.bytes.data() < prev.bytes.data() + prev.bytes.size())
         throw FormatError(where() + "tensors '" + prev.name + "' and '" + cur.name +
-                          "' overlap (byte " +
-                          std::to_string(cur.bytes.data() - data.data()) +
+                          "' overlap (byte " + std::to_string(cur.bytes.data() - data.data()) +
                           "); the file is corrupt");
     }
   }

@@ -31,8 +31,8 @@ class WeightLoader {
 
   // The tensor `name` (without the "transformer." prefix), which must have `shape`, as type T.
   buffer load(const std::string& name, std::initializer_list<std::int64_t> shape) const {
-    const std::vector<float> values =
-        file_.load_float(prefix_ + name, std::span<const std::int64_t>(shape.begin(), shape.size()));
+    const std::vector<float> values = file_.load_float(
+        prefix_ + name, std::span<const std::int64_t>(shape.begin(), shape.size()));
     std::vector<T> converted(values.size());
     for (std::size_t i = 0; i < values.size(); ++i) converted[i] = static_cast<T>(values[i]);
     return Backend::template upload<T>(converted);

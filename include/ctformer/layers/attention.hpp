@@ -23,10 +23,9 @@ class CausalSelfAttention {
   static CausalSelfAttention load(const WeightLoader<B, T>& w, const std::string& prefix,
                                   const Gpt2Config& c) {
     const std::int64_t C = c.n_embd;
-    return CausalSelfAttention(w.load(prefix + ".c_attn.weight", {C, 3 * C}),
-                               w.load(prefix + ".c_attn.bias", {3 * C}),
-                               w.load(prefix + ".c_proj.weight", {C, C}),
-                               w.load(prefix + ".c_proj.bias", {C}), c);
+    return CausalSelfAttention(
+        w.load(prefix + ".c_attn.weight", {C, 3 * C}), w.load(prefix + ".c_attn.bias", {3 * C}),
+        w.load(prefix + ".c_proj.weight", {C, C}), w.load(prefix + ".c_proj.bias", {C}), c);
   }
 
   // residual += c_proj(attention(c_attn(x))), appending this step's keys and values to the cache.

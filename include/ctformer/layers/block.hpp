@@ -10,7 +10,7 @@
 namespace ctformer {
 
 template <NormLayer Norm, TokenMixer Attention, ChannelMixer Feedforward>
-  requires SameBackendAndType<Norm, Attention, Feedforward>
+requires SameBackendAndType<Norm, Attention, Feedforward>
 class PreNormBlock {
  public:
   using backend = typename Norm::backend;

@@ -40,11 +40,15 @@ struct Linear<cpu> {
     auto product = [&](auto&& dst, auto op) {
       // fp16/bf16 weights are widened to float for the product (accumulation stays in float).
       if constexpr (std::is_same_v<T, float>) {
-        if (layout == WeightLayout::in_out) op(dst, X * W);
-        else op(dst, X * W.transpose());
+        if (layout == WeightLayout::in_out)
+          op(dst, X * W);
+        else
+          op(dst, X * W.transpose());
       } else {
-        if (layout == WeightLayout::in_out) op(dst, X * W.template cast<float>());
-        else op(dst, X * W.template cast<float>().transpose());
+        if (layout == WeightLayout::in_out)
+          op(dst, X * W.template cast<float>());
+        else
+          op(dst, X * W.template cast<float>().transpose());
       }
     };
     if (epilogue == Epilogue::bias_residual) {

@@ -15,9 +15,9 @@ struct GatherRows;
 
 template <>
 struct GatherRows<cpu> {
-  static void run(MatrixView<const float> x,              // (N, C)
-                  std::span<const std::int64_t> rows,     // (M)
-                  MatrixView<float> out) {                // (M, C)
+  static void run(MatrixView<const float> x,           // (N, C)
+                  std::span<const std::int64_t> rows,  // (M)
+                  MatrixView<float> out) {             // (M, C)
     for (std::size_t i = 0; i < rows.size(); ++i)
       std::copy_n(x.row(rows[i]), x.cols, out.row(static_cast<std::int64_t>(i)));
   }

@@ -18,12 +18,12 @@ namespace ctformer::ops {
 
 // How one row of logits is turned into a token.
 struct SamplingRow {
-  float temperature = 0.0f;         // 0: greedy
-  std::int32_t top_k = 0;           // keep the k most likely tokens; 0: all
-  float top_p = 1.0f;               // keep the smallest set whose probability reaches top_p
-  float repetition_penalty = 1.0f;  // > 1 discourages tokens already in `history`
-  std::uint64_t seed = 0;           // the request's random stream ...
-  std::uint64_t draw = 0;           // ... and which draw of it this is (its token index)
+  float temperature = 0.0f;               // 0: greedy
+  std::int32_t top_k = 0;                 // keep the k most likely tokens; 0: all
+  float top_p = 1.0f;                     // keep the smallest set whose probability reaches top_p
+  float repetition_penalty = 1.0f;        // > 1 discourages tokens already in `history`
+  std::uint64_t seed = 0;                 // the request's random stream ...
+  std::uint64_t draw = 0;                 // ... and which draw of it this is (its token index)
   std::span<const std::int32_t> history;  // prompt and generated tokens, for the penalty
 };
 
@@ -32,9 +32,9 @@ struct Sample;
 
 template <>
 struct Sample<cpu> {
-  static void run(MatrixView<const float> logits,  // (M, V)
+  static void run(MatrixView<const float> logits,     // (M, V)
                   std::span<const SamplingRow> rows,  // (M)
-                  std::span<std::int32_t> ids) {   // (M), host memory
+                  std::span<std::int32_t> ids) {      // (M), host memory
     std::vector<float> scores;
     std::vector<std::int32_t> order;
     for (std::int64_t i = 0; i < logits.rows; ++i) {
