@@ -1,24 +1,11 @@
 // A backend that provides memory and every op but attention.
-#include <span>
 #include <string_view>
-#include <vector>
 
 #include "ctformer/models/gpt2.hpp"
 
-struct partial_backend {
+// Memory and buffers as the CPU's (inherited); ops only where specialised below.
+struct partial_backend : ctformer::cpu {
   static constexpr std::string_view name = "partial";
-  template <class T>
-  using buffer = std::vector<T>;
-  template <class T>
-  using activation = float;
-  template <class T>
-  static buffer<T> upload(std::span<const T> host) {
-    return buffer<T>(host.begin(), host.end());
-  }
-  template <class T>
-  static void write(std::span<const T> host, T* dst) {
-    for (const T& x : host) *dst++ = x;
-  }
 };
 
 namespace ctformer::ops {

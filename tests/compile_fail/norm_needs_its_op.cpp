@@ -1,27 +1,14 @@
 // A backend with every op GPT-2 needs but not RmsNorm: GPT-2 composes on it, the RMSNorm variant
 // does not, and the diagnostic names the missing op's concept.
-#include <span>
 #include <string_view>
-#include <vector>
 
 #include "ctformer/layers/parallel_block.hpp"
 #include "ctformer/layers/rms_norm.hpp"
 #include "ctformer/models/gpt2.hpp"
 
-struct gpt2_only_backend {
+// Memory and buffers as the CPU's (inherited); ops only where specialised below.
+struct gpt2_only_backend : ctformer::cpu {
   static constexpr std::string_view name = "gpt2-only";
-  template <class T>
-  using buffer = std::vector<T>;
-  template <class T>
-  using activation = float;
-  template <class T>
-  static buffer<T> upload(std::span<const T> host) {
-    return buffer<T>(host.begin(), host.end());
-  }
-  template <class T>
-  static void write(std::span<const T> host, T* dst) {
-    for (const T& x : host) *dst++ = x;
-  }
 };
 
 namespace ctformer::ops {
