@@ -21,16 +21,9 @@ using test::run_cli;
 using ctformer::test::RequireGpt2Vocab;
 BOOST_TEST_GLOBAL_FIXTURE(RequireGpt2Vocab);
 
+using ctformer::test::contains;
+
 namespace {
-
-const test::TinyFullVocabModel& tiny() {
-  static const test::TinyFullVocabModel model;
-  return model;
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 // A prompt file in a temporary folder that lives as long as the object.
 struct PromptFile {
@@ -61,8 +54,8 @@ std::string lines(const std::vector<std::string>& prompts) {
 
 BOOST_AUTO_TEST_CASE(json_counts_match_generate_on_the_same_prompts) {
   const PromptFile file(lines(kPrompts));
-  const auto b = run_cli("bench " + tiny().arg() + " --prompts " + file.arg() +
-                         " --json --max-length 20 --batch-size 3");
+  const auto b = run_cli("bench " + test::TinyFullVocabModel::shared().arg() + " --prompts " +
+                         file.arg() + " --json --max-length 20 --batch-size 3");
   BOOST_REQUIRE_EQUAL(b.status, 0);
   const auto j = nlohmann::json::parse(b.out);
   for (const char* key :
@@ -71,8 +64,8 @@ BOOST_AUTO_TEST_CASE(json_counts_match_generate_on_the_same_prompts) {
         "dtype", "batch_size", "max_length", "workload", "model"})
     BOOST_TEST(j.contains(key), key);
 
-  const auto g =
-      run_cli("generate " + tiny().arg() + " --file " + file.arg() + " --json --max-length 20");
+  const auto g = run_cli("generate " + test::TinyFullVocabModel::shared().arg() + " --file " +
+                         file.arg() + " --json --max-length 20");
   BOOST_REQUIRE_EQUAL(g.status, 0);
   std::size_t prompt_tokens = 0, generated_tokens = 0;
   for (const auto& r : nlohmann::json::parse(g.out)) {
@@ -103,15 +96,16 @@ BOOST_AUTO_TEST_CASE(json_counts_match_generate_on_the_same_prompts) {
 
 BOOST_AUTO_TEST_CASE(text_summary_and_other_dtypes) {
   const PromptFile file(lines(kPrompts));
-  const auto r = run_cli("bench " + tiny().arg() + " --prompts " + file.arg() + " --max-length 12");
+  const auto r = run_cli("bench " + test::TinyFullVocabModel::shared().arg() + " --prompts " +
+                         file.arg() + " --max-length 12");
   BOOST_REQUIRE_EQUAL(r.status, 0);
   for (const char* part :
        {"4 prompts", "max_length 12", "fp32 weights, cpu", "time", "prompt tokens",
         "generated tokens", "tokens/s", "ttft", "inter-token", "peak memory"})
     BOOST_TEST(contains(r.out, part), part << " in: " << r.out);
   for (const char* dtype : {"fp16", "bf16"}) {
-    const auto b = run_cli("bench " + tiny().arg() + " --prompts " + file.arg() +
-                           " --json --max-length 12 --dtype " + dtype);
+    const auto b = run_cli("bench " + test::TinyFullVocabModel::shared().arg() + " --prompts " +
+                           file.arg() + " --json --max-length 12 --dtype " + dtype);
     BOOST_REQUIRE_EQUAL(b.status, 0);
     const auto j = nlohmann::json::parse(b.out);
     BOOST_TEST(j["dtype"].get<std::string>() == dtype);
@@ -122,7 +116,8 @@ BOOST_AUTO_TEST_CASE(text_summary_and_other_dtypes) {
 
 BOOST_AUTO_TEST_CASE(the_seed_workload_is_the_default) {
   // 1,000 prompts "My example N"; a short max_length keeps it fast.
-  const auto r = run_cli("bench " + tiny().arg() + " --json --max-length 6");
+  const auto r =
+      run_cli("bench " + test::TinyFullVocabModel::shared().arg() + " --json --max-length 6");
   BOOST_REQUIRE_EQUAL(r.status, 0);
   const auto j = nlohmann::json::parse(r.out);
   BOOST_TEST(j["workload"].get<std::string>() == "seed");
@@ -156,15 +151,19 @@ BOOST_AUTO_TEST_CASE(runtime_errors_exit_1_with_one_clear_sentence) {
     for (const auto& part : parts) BOOST_TEST(contains(r.out, part), args << ": " << r.out);
   };
   expect("bench --model /nonexistent", {"/nonexistent", "does not exist"});
-  expect("bench " + tiny().arg() + " --prompts /nonexistent/prompts.txt",
-         {"/nonexistent/prompts.txt"});
+  expect(
+      "bench " + test::TinyFullVocabModel::shared().arg() + " --prompts /nonexistent/prompts.txt",
+      {"/nonexistent/prompts.txt"});
   const PromptFile gap("ok\n\nok\n");
-  expect("bench " + tiny().arg() + " --prompts " + gap.arg(), {"line 2", "empty"});
+  expect("bench " + test::TinyFullVocabModel::shared().arg() + " --prompts " + gap.arg(),
+         {"line 2", "empty"});
   std::string long_prompt;
   for (int i = 0; i < 80; ++i) long_prompt += " word";
   const PromptFile too_long("hi\n" + long_prompt + "\n");
-  expect("bench " + tiny().arg() + " --prompts " + too_long.arg(),
+  expect("bench " + test::TinyFullVocabModel::shared().arg() + " --prompts " + too_long.arg(),
          {"prompt 2", "80 tokens", "n_positions 64"});
-  expect("bench " + tiny().arg() + " --dtype fp8", {"fp8", "fp32, fp16, bf16"});
-  expect("bench " + tiny().arg() + " --device cuda", {"CUDA", "--device cpu"});
+  expect("bench " + test::TinyFullVocabModel::shared().arg() + " --dtype fp8",
+         {"fp8", "fp32, fp16, bf16"});
+  expect("bench " + test::TinyFullVocabModel::shared().arg() + " --device cuda",
+         {"CUDA", "--device cpu"});
 }

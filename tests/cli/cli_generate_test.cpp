@@ -22,32 +22,24 @@ using test::run_cli;
 using ctformer::test::RequireGpt2Vocab;
 BOOST_TEST_GLOBAL_FIXTURE(RequireGpt2Vocab);
 
-namespace {
+using ctformer::test::contains;
 
-const test::TinyFullVocabModel& tiny() {
-  static const test::TinyFullVocabModel model;
-  return model;
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 BOOST_AUTO_TEST_CASE(json_output_matches_the_library_for_each_prompt_in_order) {
   const std::vector<std::string> prompts = {"My example 0", "Hello, world",
                                             "Caf\xc3\xa9 \xf0\x9f\x98\x80"};
   std::string input;
   for (const auto& p : prompts) input += p + "\n";
-  const auto r =
-      run_cli("generate " + tiny().arg() + " --json --max-new-tokens 7 --batch-size 2", input);
+  const auto r = run_cli("generate " + test::TinyFullVocabModel::shared().arg() +
+                             " --json --max-new-tokens 7 --batch-size 2",
+                         input);
   BOOST_REQUIRE_EQUAL(r.status, 0);
   const auto results = nlohmann::json::parse(r.out);
   BOOST_REQUIRE_EQUAL(results.size(), prompts.size());
 
-  auto model = GPT2<cpu, float>::from_directory(tiny().dir.path);
-  const auto tokenizer = Gpt2Tokenizer::from_directory(tiny().dir.path);
+  auto model = GPT2<cpu, float>::from_directory(test::TinyFullVocabModel::shared().dir.path);
+  const auto tokenizer = Gpt2Tokenizer::from_directory(test::TinyFullVocabModel::shared().dir.path);
   std::vector<std::vector<std::int32_t>> ids, expected;
   for (const auto& p : prompts) {
     Generator alone(model, {}, &tokenizer);
@@ -73,11 +65,14 @@ BOOST_AUTO_TEST_CASE(json_output_matches_the_library_for_each_prompt_in_order) {
 }
 
 BOOST_AUTO_TEST_CASE(one_prompt_streams_prompt_and_continuation) {
-  const auto r = run_cli("generate " + tiny().arg() + " --prompt 'My example 0' --max-length 10");
+  const auto r = run_cli("generate " + test::TinyFullVocabModel::shared().arg() +
+                         " --prompt 'My example 0' --max-length 10");
   BOOST_REQUIRE_EQUAL(r.status, 0);
   BOOST_TEST(r.out.starts_with("My example 0"));
-  const auto j = nlohmann::json::parse(
-      run_cli("generate " + tiny().arg() + " --json --prompt 'My example 0' --max-length 10").out);
+  const auto j =
+      nlohmann::json::parse(run_cli("generate " + test::TinyFullVocabModel::shared().arg() +
+                                    " --json --prompt 'My example 0' --max-length 10")
+                                .out);
   BOOST_TEST(j[0]["generated_tokens"].get<int>() == 10 - 3);  // max_length counts the prompt
   BOOST_TEST(r.out == "My example 0" + j[0]["text"].get<std::string>() + "\n");
 }
@@ -104,17 +99,22 @@ BOOST_AUTO_TEST_CASE(runtime_errors_exit_1_with_one_clear_sentence) {
   };
   expect("generate --model /nonexistent --prompt hi", "", {"/nonexistent", "does not exist"});
   test::TempDir partial("cli-partial");
-  fs::copy_file(tiny().dir.path / "config.json", partial.path / "config.json");
+  fs::copy_file(test::TinyFullVocabModel::shared().dir.path / "config.json",
+                partial.path / "config.json");
   expect("generate --model '" + partial.path.string() + "' --prompt hi", "",
          {"incomplete", "model.safetensors, vocab.json, merges.txt"});
   std::string long_prompt;
   for (int i = 0; i < 80; ++i) long_prompt += " word";
-  expect("generate " + tiny().arg() + " --prompt '" + long_prompt + "'", "",
-         {"80 tokens", "n_positions 64"});
-  expect("generate " + tiny().arg(), "ok\n\nok\n", {"line 2", "empty"});
-  expect("generate " + tiny().arg(), "\xff\xfe\n", {"prompt 1", "UTF-8", "byte offset 0"});
-  expect("generate " + tiny().arg() + " --prompt hi --dtype fp8", "", {"fp8", "fp32, fp16, bf16"});
-  expect("generate " + tiny().arg() + " --prompt hi --device cuda", "", {"CUDA", "--device cpu"});
-  expect("generate " + tiny().arg() + " --file /nonexistent/prompts.txt", "",
-         {"/nonexistent/prompts.txt"});
+  expect("generate " + test::TinyFullVocabModel::shared().arg() + " --prompt '" + long_prompt + "'",
+         "", {"80 tokens", "n_positions 64"});
+  expect("generate " + test::TinyFullVocabModel::shared().arg(), "ok\n\nok\n", {"line 2", "empty"});
+  expect("generate " + test::TinyFullVocabModel::shared().arg(), "\xff\xfe\n",
+         {"prompt 1", "UTF-8", "byte offset 0"});
+  expect("generate " + test::TinyFullVocabModel::shared().arg() + " --prompt hi --dtype fp8", "",
+         {"fp8", "fp32, fp16, bf16"});
+  expect("generate " + test::TinyFullVocabModel::shared().arg() + " --prompt hi --device cuda", "",
+         {"CUDA", "--device cpu"});
+  expect(
+      "generate " + test::TinyFullVocabModel::shared().arg() + " --file /nonexistent/prompts.txt",
+      "", {"/nonexistent/prompts.txt"});
 }

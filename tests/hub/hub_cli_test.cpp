@@ -16,6 +16,7 @@
 #include "fake_hub.hpp"
 #include "support/random_gpt2.hpp"
 #include "support/run_cli.hpp"
+#include "support/test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace ctformer;
@@ -23,11 +24,9 @@ using test::FakeHub;
 using test::run_cli;
 using test::Trouble;
 
-namespace {
+using ctformer::test::contains;
 
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+namespace {
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -14,12 +14,15 @@
 #include "../../tools/ctformer/hub/hub.hpp"
 #include "fake_hub.hpp"
 #include "support/safetensors_writer.hpp"
+#include "support/test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace ctformer;
 using namespace ctformer::cli;
 using test::FakeHub;
 using test::Trouble;
+
+using ctformer::test::contains;
 
 namespace {
 
@@ -28,10 +31,6 @@ std::string read_file(const fs::path& p) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 // A fake hub with the default files, a temp cache, and quick timeouts.

@@ -76,6 +76,12 @@ struct TinyFullVocabModel {
       std::filesystem::copy_file(*gpt2_vocab_dir() / f, dir.path / f);
   }
   std::string arg() const { return "--model '" + dir.path.string() + "'"; }
+
+  // One per test program, written on first use.
+  static const TinyFullVocabModel& shared() {
+    static const TinyFullVocabModel model;
+    return model;
+  }
 };
 
 }  // namespace ctformer::test

@@ -40,6 +40,10 @@ inline std::optional<std::filesystem::path> gpt2_vocab_dir() {
   return std::nullopt;
 }
 
+inline bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
+
 // A global fixture for test programs that need the GPT-2 vocabulary:
 //   BOOST_TEST_GLOBAL_FIXTURE(ctformer::test::RequireGpt2Vocab);
 struct RequireGpt2Vocab {
