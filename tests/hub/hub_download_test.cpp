@@ -23,15 +23,9 @@ using test::FakeHub;
 using test::Trouble;
 
 using ctformer::test::contains;
+using ctformer::test::read_file;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // A fake hub with the default files, a temp cache, and quick timeouts.
 struct Fixture {

@@ -3,8 +3,11 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <optional>
+#include <sstream>
+#include <string>
 #include <string_view>
 
 namespace ctformer::test {
@@ -38,6 +41,14 @@ inline std::optional<std::filesystem::path> gpt2_vocab_dir() {
   const fs::path shared = fs::path(CTFORMER_SOURCE_DIR) / ".." / "shared" / "gpt2";
   if (has_vocab(shared)) return fs::weakly_canonical(shared);
   return std::nullopt;
+}
+
+// The whole of a file's bytes (empty if it cannot be read).
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
 }
 
 inline bool contains(std::string_view text, std::string_view part) {
