@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 
 #include "ctformer/cache/paged_kv_cache.hpp"
 #include "ctformer/core/matrix_view.hpp"
@@ -38,10 +39,15 @@ concept ComputesGpt2 = Backend<B> &&
     requires(std::span<const std::int32_t> ids, MatrixView<const T> w, std::span<const T> v,
              MatrixView<const activation_t<B, T>> x, MatrixView<activation_t<B, T>> y,
              const StepSlices& slices, KvLayerView<activation_t<B, T>> cache,
-             std::span<const std::int64_t> rows, std::span<std::int32_t> out_ids) {
-  ops::Embedding<B>::run(ids, ids, w, w, y);
+             std::span<const std::int64_t> rows, std::span<std::int32_t> out_ids,
+             typename B::template buffer<T> stored,
+             const typename ops::Linear<B>::template Weight<T>& weight) {
+  {
+    ops::Linear<B>::prepare(std::move(stored), 1, 1, WeightLayout::in_out)
+    } -> std::same_as<typename ops::Linear<B>::template Weight<T>>;
+  ops::Embedding<B>::run(ids, ids, weight, w, y);
   ops::LayerNorm<B>::run(x, v, v, 1e-5f, y);
-  ops::Linear<B>::run(x, w, WeightLayout::in_out, v, ops::Epilogue::bias, y);
+  ops::Linear<B>::run(x, weight, v, ops::Epilogue::bias, y);
   ops::AppendKv<B>::run(x, slices, cache);
   ops::PagedAttention<B>::run(x, slices, cache, std::int64_t{1}, 1.0f, y);
   ops::GatherRows<B>::run(x, rows, y);

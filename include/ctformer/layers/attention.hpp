@@ -23,45 +23,44 @@ class CausalSelfAttention {
   static CausalSelfAttention load(const WeightLoader<B, T>& w, const std::string& prefix,
                                   const Gpt2Config& c) {
     const std::int64_t C = c.n_embd;
+    using L = ops::Linear<B>;
     return CausalSelfAttention(
-        w.load(prefix + ".c_attn.weight", {C, 3 * C}), w.load(prefix + ".c_attn.bias", {3 * C}),
-        w.load(prefix + ".c_proj.weight", {C, C}), w.load(prefix + ".c_proj.bias", {C}), c);
+        L::prepare(w.load(prefix + ".c_attn.weight", {C, 3 * C}), C, 3 * C, WeightLayout::in_out),
+        w.load(prefix + ".c_attn.bias", {3 * C}),
+        L::prepare(w.load(prefix + ".c_proj.weight", {C, C}), C, C, WeightLayout::in_out),
+        w.load(prefix + ".c_proj.bias", {C}), c);
   }
 
   // residual += c_proj(attention(c_attn(x))), appending this step's keys and values to the cache.
   void forward(MatrixView<const A> x,  // (N, C), already normalised
                const AttentionStep<A>& step, MatrixView<A> residual,
                const BlockScratch<A>& scratch) const {
-    ops::Linear<B>::run(x, weight(w_qkv_, C_, 3 * C_), WeightLayout::in_out, span(b_qkv_),
-                        ops::Epilogue::bias, scratch.qkv);
+    ops::Linear<B>::run(x, w_qkv_, span(b_qkv_), ops::Epilogue::bias, scratch.qkv);
     ops::AppendKv<B>::run(scratch.qkv, step.slices, step.cache);
     ops::PagedAttention<B>::run(scratch.qkv, step.slices, step.cache, n_head_, scale_,
                                 scratch.mixed);
-    ops::Linear<B>::run(scratch.mixed, weight(w_out_, C_, C_), WeightLayout::in_out, span(b_out_),
-                        ops::Epilogue::bias_residual, residual);
+    ops::Linear<B>::run(scratch.mixed, w_out_, span(b_out_), ops::Epilogue::bias_residual,
+                        residual);
   }
 
  private:
   using buffer = typename B::template buffer<T>;
-  static MatrixView<const T> weight(const buffer& b, std::int64_t rows, std::int64_t cols) {
-    return {b.data(), rows, cols};
-  }
+  using Weight = typename ops::Linear<B>::template Weight<T>;
   static std::span<const T> span(const buffer& b) { return {b.data(), b.size()}; }
 
-  CausalSelfAttention(buffer w_qkv, buffer b_qkv, buffer w_out, buffer b_out, const Gpt2Config& c)
+  CausalSelfAttention(Weight w_qkv, buffer b_qkv, Weight w_out, buffer b_out, const Gpt2Config& c)
       : w_qkv_(std::move(w_qkv)),
         b_qkv_(std::move(b_qkv)),
         w_out_(std::move(w_out)),
         b_out_(std::move(b_out)),
-        C_(c.n_embd),
         n_head_(c.n_head),
         scale_(c.scale_attn_weights ? 1.0f / std::sqrt(static_cast<float>(c.head_dim())) : 1.0f) {}
 
-  buffer w_qkv_;  // (C, 3C)
+  Weight w_qkv_;  // (C, 3C)
   buffer b_qkv_;  // (3C)
-  buffer w_out_;  // (C, C)
+  Weight w_out_;  // (C, C)
   buffer b_out_;  // (C)
-  std::int64_t C_, n_head_;
+  std::int64_t n_head_;
   float scale_;
 };
 

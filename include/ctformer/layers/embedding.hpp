@@ -18,32 +18,33 @@ class Embedding {
   using A = activation_t<B, T>;
 
   static Embedding load(const WeightLoader<B, T>& w, const Gpt2Config& c) {
-    return Embedding(w.load("wte.weight", {c.vocab_size, c.n_embd}),
+    return Embedding(ops::Linear<B>::prepare(w.load("wte.weight", {c.vocab_size, c.n_embd}),
+                                             c.vocab_size, c.n_embd, WeightLayout::out_in),
                      w.load("wpe.weight", {c.n_positions, c.n_embd}), c);
   }
 
   void forward(std::span<const std::int32_t> tokens,     // (N), each < vocab_size
                std::span<const std::int32_t> positions,  // (N), each < n_positions
                MatrixView<A> out) const {                // (N, C)
-    ops::Embedding<B>::run(tokens, positions, token_table(),
+    ops::Embedding<B>::run(tokens, positions, wte_,
                            MatrixView<const T>{wpe_.data(), n_positions_, n_embd_}, out);
   }
 
-  // (V, C): the tied LM head reads it as an [out, in] weight.
-  MatrixView<const T> token_table() const { return {wte_.data(), vocab_size_, n_embd_}; }
+  // The token table is kept in the LM head's weight format, as the head is tied to it: one copy.
+  using Weight = typename ops::Linear<B>::template Weight<T>;
+  const Weight& lm_head() const { return wte_; }
 
  private:
   using buffer = typename B::template buffer<T>;
-  Embedding(buffer wte, buffer wpe, const Gpt2Config& c)
+  Embedding(Weight wte, buffer wpe, const Gpt2Config& c)
       : wte_(std::move(wte)),
         wpe_(std::move(wpe)),
-        vocab_size_(c.vocab_size),
         n_positions_(c.n_positions),
         n_embd_(c.n_embd) {}
 
-  buffer wte_;  // (V, C)
+  Weight wte_;  // (V, C), out_in
   buffer wpe_;  // (P, C)
-  std::int64_t vocab_size_, n_positions_, n_embd_;
+  std::int64_t n_positions_, n_embd_;
 };
 
 }  // namespace ctformer

@@ -21,37 +21,35 @@ class Mlp {
 
   static Mlp load(const WeightLoader<B, T>& w, const std::string& prefix, const Gpt2Config& c) {
     const std::int64_t C = c.n_embd, H = c.n_inner;
-    return Mlp(w.load(prefix + ".c_fc.weight", {C, H}), w.load(prefix + ".c_fc.bias", {H}),
-               w.load(prefix + ".c_proj.weight", {H, C}), w.load(prefix + ".c_proj.bias", {C}), C,
-               H);
+    using L = ops::Linear<B>;
+    return Mlp(L::prepare(w.load(prefix + ".c_fc.weight", {C, H}), C, H, WeightLayout::in_out),
+               w.load(prefix + ".c_fc.bias", {H}),
+               L::prepare(w.load(prefix + ".c_proj.weight", {H, C}), H, C, WeightLayout::in_out),
+               w.load(prefix + ".c_proj.bias", {C}));
   }
 
   // residual += c_proj(gelu(c_fc(x)))
   void forward(MatrixView<const A> x,  // (N, C), already normalised
                MatrixView<A> residual, const BlockScratch<A>& scratch) const {
-    ops::Linear<B>::run(x, MatrixView<const T>{w_fc_.data(), C_, H_}, WeightLayout::in_out,
-                        span(b_fc_), ops::Epilogue::bias_gelu, scratch.hidden);
-    ops::Linear<B>::run(MatrixView<const A>(scratch.hidden),
-                        MatrixView<const T>{w_proj_.data(), H_, C_}, WeightLayout::in_out,
-                        span(b_proj_), ops::Epilogue::bias_residual, residual);
+    ops::Linear<B>::run(x, w_fc_, span(b_fc_), ops::Epilogue::bias_gelu, scratch.hidden);
+    ops::Linear<B>::run(MatrixView<const A>(scratch.hidden), w_proj_, span(b_proj_),
+                        ops::Epilogue::bias_residual, residual);
   }
 
  private:
   using buffer = typename B::template buffer<T>;
+  using Weight = typename ops::Linear<B>::template Weight<T>;
   static std::span<const T> span(const buffer& b) { return {b.data(), b.size()}; }
-  Mlp(buffer w_fc, buffer b_fc, buffer w_proj, buffer b_proj, std::int64_t C, std::int64_t H)
+  Mlp(Weight w_fc, buffer b_fc, Weight w_proj, buffer b_proj)
       : w_fc_(std::move(w_fc)),
         b_fc_(std::move(b_fc)),
         w_proj_(std::move(w_proj)),
-        b_proj_(std::move(b_proj)),
-        C_(C),
-        H_(H) {}
+        b_proj_(std::move(b_proj)) {}
 
-  buffer w_fc_;    // (C, H)
+  Weight w_fc_;    // (C, H)
   buffer b_fc_;    // (H)
-  buffer w_proj_;  // (H, C)
+  Weight w_proj_;  // (H, C)
   buffer b_proj_;  // (C)
-  std::int64_t C_, H_;
 };
 
 }  // namespace ctformer

@@ -104,8 +104,8 @@ class DecoderModel {
     }
     ln_f_.forward(last, last);
     MatrixView<A> logits = w.view(w.logits, last.rows, V);  // (M, V)
-    ops::Linear<B>::run(MatrixView<const A>(last), embedding_.token_table(), WeightLayout::out_in,
-                        std::span<const T>{}, ops::Epilogue::none, logits);
+    ops::Linear<B>::run(MatrixView<const A>(last), embedding_.lm_head(), std::span<const T>{},
+                        ops::Epilogue::none, logits);
     return logits;
   }
 

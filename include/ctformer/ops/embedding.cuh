@@ -8,6 +8,7 @@
 #include "ctformer/backends/cuda.hpp"
 #include "ctformer/core/matrix_view.hpp"
 #include "ctformer/ops/embedding.hpp"
+#include "ctformer/ops/linear.cuh"
 
 namespace ctformer::ops {
 namespace cuda_kernels {
@@ -35,6 +36,14 @@ __global__ void __launch_bounds__(kEmbeddingThreads)
 
 template <>
 struct Embedding<cuda> {
+  // The token table is the tied LM head's weight, stored (V, C) as in the checkpoint.
+  template <cuda_detail::DeviceElement T>
+  static void run(std::span<const std::int32_t> tokens, std::span<const std::int32_t> positions,
+                  const typename Linear<cuda>::template Weight<T>& wte,
+                  MatrixView<const std::type_identity_t<T>> wpe, MatrixView<T> out) {
+    run<T>(tokens, positions, wte.view(), wpe, out);
+  }
+
   template <cuda_detail::DeviceElement T>
   static void run(std::span<const std::int32_t> tokens,           // (N), device memory
                   std::span<const std::int32_t> positions,        // (N), device memory

@@ -6,6 +6,7 @@
 
 #include "ctformer/backends/cpu.hpp"
 #include "ctformer/core/matrix_view.hpp"
+#include "ctformer/ops/packed_matmul.hpp"
 
 namespace ctformer::ops {
 
@@ -15,6 +16,24 @@ struct Embedding;
 
 template <>
 struct Embedding<cpu> {
+  // The token table is the tied LM head's packed weight (in = C, out = V): token t is its column t.
+  template <class T>
+  static void run(std::span<const std::int32_t> tokens,     // (N)
+                  std::span<const std::int32_t> positions,  // (N)
+                  const packed::PackedMatrix<T>& wte,       // (C, V), packed
+                  MatrixView<const T> wpe,                  // (P, C)
+                  MatrixView<float> out) {                  // (N, C)
+    constexpr std::int64_t kPanel = packed::kPanel;
+    for (std::int64_t i = 0; i < out.rows; ++i) {
+      const T* token = wte.panel(tokens[i] / kPanel) + tokens[i] % kPanel;
+      const T* position = wpe.row(positions[i]);
+      float* y = out.row(i);
+      for (std::int64_t c = 0; c < out.cols; ++c)
+        y[c] = static_cast<float>(token[c * kPanel]) + static_cast<float>(position[c]);
+    }
+  }
+
+  // From an unpacked (V, C) table: the reference for the CUDA kernel's tests.
   template <class T>
   static void run(std::span<const std::int32_t> tokens,     // (N)
                   std::span<const std::int32_t> positions,  // (N)

@@ -134,6 +134,28 @@ bool matmul(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, co
 
 template <>
 struct Linear<cuda> {
+  // cuBLASLt reads the checkpoint's layout directly, so a weight is its device buffer as stored.
+  template <class T>
+  struct Weight {
+    cuda::buffer<T> data;
+    std::int64_t rows = 0, cols = 0;  // as stored: (in, out) if in_out, (out, in) if out_in
+    WeightLayout layout = WeightLayout::in_out;
+    MatrixView<const T> view() const { return {data.data(), rows, cols}; }
+  };
+
+  template <class T>
+  static Weight<T> prepare(cuda::buffer<T> w, std::int64_t rows, std::int64_t cols,
+                           WeightLayout layout) {
+    return {std::move(w), rows, cols, layout};
+  }
+
+  template <cuda_detail::DeviceElement T>
+  static void run(MatrixView<const T> x, const Weight<T>& w,
+                  std::span<const std::type_identity_t<T>> bias, Epilogue epilogue,
+                  MatrixView<T> out) {
+    run<T>(x, w.view(), w.layout, bias, epilogue, out);
+  }
+
   template <cuda_detail::DeviceElement T>
   static void run(MatrixView<const std::type_identity_t<T>> x,  // (N, K)
                   MatrixView<const std::type_identity_t<T>> w,  // (K, M) in_out, (M, K) out_in

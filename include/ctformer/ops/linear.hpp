@@ -1,29 +1,49 @@
 // out = epilogue(x @ W + bias): GPT-2's projections, with the epilogues its blocks need fused in.
+//
+// Each backend keeps weights in its own format, `Linear<B>::Weight<T>`, made once at load by
+// `Linear<B>::prepare` from the (rows, cols) matrix as stored in the checkpoint: packed panels on
+// the CPU (ops/packed_matmul.hpp), the checkpoint's layout in device memory on CUDA.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 #include <Eigen/Core>
 
 #include "ctformer/backends/cpu.hpp"
 #include "ctformer/core/matrix_view.hpp"
+#include "ctformer/ops/packed_matmul.hpp"
 
 namespace ctformer::ops {
-
-enum class Epilogue {
-  bias,           // out = x W + b
-  bias_gelu,      // out = gelu_tanh(x W + b)   (GPT-2's MLP up-projection)
-  bias_residual,  // out += x W + b             (the projections that end each residual branch)
-  none,           // out = x W                  (the tied LM head)
-};
 
 template <class Backend>
 struct Linear;
 
 template <>
 struct Linear<cpu> {
+  template <class T>
+  using Weight = packed::PackedMatrix<T>;
+
+  // `w` is (rows, cols) as stored: (in, out) if in_out, (out, in) if out_in. Packing frees it.
+  template <class T>
+  static Weight<T> prepare(std::vector<T> w, std::int64_t rows, std::int64_t cols,
+                           WeightLayout layout) {
+    return Weight<T>(MatrixView<const T>{w.data(), rows, cols}, layout);
+  }
+
+  template <class T>
+  static void run(MatrixView<const float> x,  // (N, in)
+                  const Weight<T>& w,
+                  std::span<const std::type_identity_t<T>> bias,  // (out), empty for none
+                  Epilogue epilogue,
+                  MatrixView<float> out) {  // (N, out)
+    packed::matmul<T>(x, w, bias, epilogue, out);
+  }
+
+  // The same product by Eigen on an unpacked weight: the reference that the packed kernel and the
+  // CUDA GEMMs are tested against.
   template <class T>
   static void run(MatrixView<const float> x,  // (N, K)
                   MatrixView<const T> w,      // (K, M) if in_out, (M, K) if out_in

@@ -1,0 +1,310 @@
+// The CPU's matrix product for projections: weights packed once at load into column panels, and an
+// AVX-512 register-tiled kernel that streams them with the epilogue fused into the store.
+//
+// Why not Eigen's GEMM: it re-packs the weight matrix on every call (15% of a decode step on 2
+// cores) and cannot fuse the bias, GELU and residual add. Packing once at load is what oneDNN does
+// for torch. The kernel is chosen at run time (`__builtin_cpu_supports`), so a build without
+// -march=native still gets it; other CPUs run Eigen's product panel by panel over the same packing.
+//
+// Packing: W, logically (K, N) = (in, out), is stored as ceil(N / 32) panels of K rows of 32
+// columns, the last panel zero-padded. A tile of MR rows of x times one panel is MR x 32 floats:
+// 2 * MR AVX-512 accumulators (MR = 12 uses 24 of the 32 registers, enough independent FMA chains
+// to hide the FMA latency on both pipes). A panel is K * 128 bytes in fp32 (384 KiB for GPT-2's
+// widest K, 3072), so it stays in L2 while every row tile of x runs over it.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "ctformer/core/matrix_view.hpp"
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(__CUDACC__)
+#include <immintrin.h>
+#define CTFORMER_PACKED_AVX512 1
+#define CTFORMER_AVX512_TARGET [[gnu::target("avx512f,avx512bw,avx512vl,fma,f16c")]]
+#else
+#define CTFORMER_PACKED_AVX512 0
+#endif
+
+namespace ctformer::ops {
+
+enum class Epilogue {
+  bias,           // out = x W + b
+  bias_gelu,      // out = gelu_tanh(x W + b)   (GPT-2's MLP up-projection)
+  bias_residual,  // out += x W + b             (the projections that end each residual branch)
+  none,           // out = x W                  (the tied LM head)
+};
+
+namespace packed {
+
+inline constexpr std::int64_t kPanel = 32;  // columns per panel: two AVX-512 vectors of float
+inline constexpr int kMaxRows = 12;         // rows of x per register tile
+
+// W (in, out) in panels, in its storage type T (float, Eigen::half or Eigen::bfloat16).
+template <class T>
+class PackedMatrix {
+ public:
+  PackedMatrix() = default;
+
+  // `w` is (in, out) when `layout` is in_out, (out, in) when it is out_in.
+  PackedMatrix(MatrixView<const T> w, WeightLayout layout)
+      : in_(layout == WeightLayout::in_out ? w.rows : w.cols),
+        out_(layout == WeightLayout::in_out ? w.cols : w.rows),
+        panels_((out_ + kPanel - 1) / kPanel),
+        data_(static_cast<T*>(::operator new (bytes(), std::align_val_t{64}))) {
+    const std::int64_t K = in_, N = out_;
+#pragma omp parallel for schedule(static)
+    for (std::int64_t p = 0; p < panels_; ++p) {
+      T* panel = data_.get() + p * K * kPanel;
+      for (std::int64_t j = 0; j < kPanel; ++j) {  // out_in reads rows of w, in_out strides
+        const std::int64_t n = p * kPanel + j;
+        for (std::int64_t k = 0; k < K; ++k)
+          panel[k * kPanel + j] = n >= N                           ? T(0.0f)
+                                  : layout == WeightLayout::in_out ? w.data[k * N + n]
+                                                                   : w.data[n * K + k];
+      }
+    }
+  }
+
+  std::int64_t in() const {
+    return in_;
+  }
+  std::int64_t out() const {
+    return out_;
+  }
+  std::int64_t panels() const {
+    return panels_;
+  }
+  const T* panel(std::int64_t p) const {
+    return data_.get() + p * in_ * kPanel;
+  }
+  // W[k][n]: the weight from input k to output n (for the tied embedding: token n's k-th value).
+  T operator()(std::int64_t k, std::int64_t n) const {
+    return panel(n / kPanel)[k * kPanel + n % kPanel];
+  }
+
+ private:
+  struct AlignedDelete {
+    void operator()(T* p) const { ::operator delete (p, std::align_val_t{64}); }
+  };
+  std::size_t bytes() const {
+    return std::size_t(panels_ * in_ * kPanel) * sizeof(T);
+  }
+
+  std::int64_t in_ = 0, out_ = 0, panels_ = 0;
+  std::unique_ptr<T, AlignedDelete> data_;
+};
+
+// Rows [row, row + rows) of x, interleaved: element (r, k) at a[k * rows + r], so that the kernel
+// broadcasts consecutive floats.
+inline void pack_rows(MatrixView<const float> x, std::int64_t row, int rows, float* a) {
+  for (int r = 0; r < rows; ++r) {
+    const float* src = x.row(row + r);
+    for (std::int64_t k = 0; k < x.cols; ++k) a[k * rows + r] = src[k];
+  }
+}
+
+// GPT-2's "gelu_new" (the tanh approximation), written as x * sigmoid(2u), u = sqrt(2/pi)(x +
+// 0.044715 x^3), which is the same function: 0.5 (1 + tanh u) = 1 / (1 + exp(-2u)).
+inline float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
+  return x / (1.0f + std::exp(-2.0f * u));
+}
+
+#if CTFORMER_PACKED_AVX512
+// GCC 12's avx512fintrin.h passes _mm512_undefined_ps() through some intrinsics, and inlining them
+// draws a false -Wuninitialized (GCC bug 105593, fixed in 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+inline bool cpu_has_avx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") &&
+                          __builtin_cpu_supports("f16c");
+  return has;
+}
+
+// 16 weights of one panel row as floats.
+template <class T>
+CTFORMER_AVX512_TARGET inline __m512 load16(const T* p) {
+  if constexpr (std::is_same_v<T, float>) {
+    return _mm512_load_ps(p);
+  } else if constexpr (std::is_same_v<T, Eigen::half>) {
+    return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p)));
+  } else {
+    static_assert(std::is_same_v<T, Eigen::bfloat16>, "weights are float, half or bfloat16");
+    const __m512i wide =
+        _mm512_cvtepu16_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));  // bf16 is the top half of a float
+  }
+}
+
+// exp(x) for the GELU: 2^n * p(r) with x = n ln2 + r, |r| <= ln2/2, p of degree 6 (Cephes' expf
+// coefficients, error about 1 ulp). Out-of-range inputs saturate to 0 and +inf as expf does.
+CTFORMER_AVX512_TARGET inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-103.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+CTFORMER_AVX512_TARGET inline __m512 gelu16(__m512 x) {
+  const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+  const __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f),
+                                 _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x));
+  const __m512 e = exp16(_mm512_mul_ps(_mm512_set1_ps(-2.0f), u));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+// C[0:MR, 0:cols] (epilogue)= a (MR x K, interleaved) times one panel (K x 32). `bias` is 32 floats
+// (zeros past the matrix), `cols` <= 32 the columns of this panel inside the matrix.
+template <int MR, class T>
+CTFORMER_AVX512_TARGET void tile(std::int64_t K, const float* a, const T* b, const float* bias,
+                                 Epilogue epilogue, float* c, std::int64_t ldc, int cols) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (std::int64_t k = 0; k < K; ++k, a += MR, b += kPanel) {
+    const __m512 b0 = load16(b), b1 = load16(b + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) {
+      const __m512 ar = _mm512_set1_ps(a[r]);
+      acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+    }
+  }
+  const __mmask16 m0 = cols >= 16 ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
+  const __mmask16 m1 = cols >= 32   ? __mmask16(0xffff)
+                       : cols <= 16 ? 0
+                                    : __mmask16((1u << (cols - 16)) - 1);
+  const __m512 bias0 = _mm512_loadu_ps(bias), bias1 = _mm512_loadu_ps(bias + 16);
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r) {
+    float* row = c + r * ldc;
+    __m512 y0 = acc[r][0], y1 = acc[r][1];
+    if (epilogue != Epilogue::none) {
+      y0 = _mm512_add_ps(y0, bias0);
+      y1 = _mm512_add_ps(y1, bias1);
+    }
+    if (epilogue == Epilogue::bias_gelu) {
+      y0 = gelu16(y0);
+      y1 = gelu16(y1);
+    } else if (epilogue == Epilogue::bias_residual) {
+      y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(m0, row));
+      y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(m1, row + 16));
+    }
+    _mm512_mask_storeu_ps(row, m0, y0);
+    _mm512_mask_storeu_ps(row + 16, m1, y1);
+  }
+}
+
+template <class T, int... MR>
+CTFORMER_AVX512_TARGET void tile_of(int rows, std::int64_t K, const float* a, const T* b,
+                                    const float* bias, Epilogue e, float* c, std::int64_t ldc,
+                                    int cols, std::integer_sequence<int, MR...>) {
+  ((rows == MR + 1 ? tile<MR + 1, T>(K, a, b, bias, e, c, ldc, cols) : void()), ...);
+}
+
+#pragma GCC diagnostic pop
+#endif  // CTFORMER_PACKED_AVX512
+
+// The bias of panel p as 32 floats, zero past the end (and all zero for Epilogue::none).
+template <class T>
+void panel_bias(std::span<const T> bias, std::int64_t p, std::int64_t N, float* out) {
+  for (std::int64_t j = 0; j < kPanel; ++j) {
+    const std::int64_t n = p * kPanel + j;
+    out[j] = n < N && !bias.empty() ? static_cast<float>(bias[std::size_t(n)]) : 0.0f;
+  }
+}
+
+// Which kernel runs: the fastest this CPU supports, or the portable one (for tests).
+enum class Kernel { best, portable };
+
+// The kernel `best` means on this CPU, for messages and benchmarks.
+inline const char* best_kernel_name() {
+#if CTFORMER_PACKED_AVX512
+  if (cpu_has_avx512()) return "avx512 12x32 packed";
+#endif
+  return "portable (Eigen per panel)";
+}
+
+// out (M, N) (epilogue)= x (M, K) W (K, N) + bias. Parallel over panels of W (OpenMP when the
+// translation unit is built with it).
+template <class T>
+void matmul(MatrixView<const float> x, const PackedMatrix<T>& w, std::span<const T> bias,
+            Epilogue epilogue, MatrixView<float> out, Kernel kernel = Kernel::best) {
+  const std::int64_t M = x.rows, K = w.in(), N = w.out(), panels = w.panels();
+#if CTFORMER_PACKED_AVX512
+  if (kernel == Kernel::best && cpu_has_avx512()) {
+    // x once, in tiles of kMaxRows interleaved rows, shared by every thread.
+    thread_local std::vector<float> packed_x;
+    packed_x.resize(std::size_t(M * K));
+    for (std::int64_t row = 0; row < M; row += kMaxRows)
+      pack_rows(x, row, int(std::min<std::int64_t>(kMaxRows, M - row)), packed_x.data() + row * K);
+    const float* a = packed_x.data();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t p = 0; p < panels; ++p) {
+      alignas(64) float b[kPanel];
+      panel_bias(bias, p, N, b);
+      const int cols = int(std::min<std::int64_t>(kPanel, N - p * kPanel));
+      for (std::int64_t row = 0; row < M; row += kMaxRows) {
+        const int rows = int(std::min<std::int64_t>(kMaxRows, M - row));
+        tile_of<T>(rows, K, a + row * K, w.panel(p), b, epilogue, out.row(row) + p * kPanel,
+                   out.cols, cols, std::make_integer_sequence<int, kMaxRows>{});
+      }
+    }
+    return;
+  }
+#else
+  (void)kernel;
+#endif
+  // Portable path: Eigen's product of x with each panel.
+  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Panel = Eigen::Matrix<T, Eigen::Dynamic, kPanel, Eigen::RowMajor>;
+  const Eigen::Map<const RowMajor> X(x.data, M, K);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t p = 0; p < panels; ++p) {
+    const std::int64_t cols = std::min<std::int64_t>(kPanel, N - p * kPanel);
+    float b[kPanel];
+    panel_bias(bias, p, N, b);
+    Eigen::Matrix<float, Eigen::Dynamic, kPanel, Eigen::RowMajor> Y;
+    if constexpr (std::is_same_v<T, float>)
+      Y.noalias() = X * Eigen::Map<const Panel>(w.panel(p), K, kPanel);
+    else
+      Y.noalias() = X * Eigen::Map<const Panel>(w.panel(p), K, kPanel).template cast<float>();
+    for (std::int64_t r = 0; r < M; ++r) {
+      float* dst = out.row(r) + p * kPanel;
+      for (std::int64_t j = 0; j < cols; ++j) {
+        float y = Y(r, j) + b[j];
+        if (epilogue == Epilogue::bias_gelu) y = gelu_tanh(y);
+        if (epilogue == Epilogue::bias_residual) y += dst[j];
+        dst[j] = y;
+      }
+    }
+  }
+}
+
+}  // namespace packed
+}  // namespace ctformer::ops

@@ -1,0 +1,108 @@
+// The CPU's packed projection kernel (ops/packed_matmul.hpp) against Eigen's product on the same
+// weights (ops::Linear<cpu>'s reference path): every epilogue, both checkpoint layouts, float, half
+// and bfloat16 storage, both kernels, over shapes that are not multiples of the 12 x 32 tile.
+#define BOOST_TEST_MODULE packed_matmul
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "ctformer/core/random.hpp"
+#include "ctformer/ops/linear.hpp"
+
+using namespace ctformer;
+using ops::Epilogue;
+using ops::packed::Kernel;
+
+namespace {
+
+struct Shape {
+  std::int64_t M, K, N;
+};
+
+template <class T>
+std::vector<T> random_values(std::uint64_t seed, std::int64_t n) {
+  std::vector<T> out(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = T(2.0f * uniform_float(seed, i) - 1.0f);
+  return out;
+}
+
+template <class T>
+void check(const Shape& s, WeightLayout layout, Epilogue epilogue, Kernel kernel) {
+  const std::vector<float> x = random_values<float>(1, s.M * s.K);
+  const std::vector<T> w = random_values<T>(2, s.K * s.N);
+  const std::vector<T> bias = random_values<T>(3, s.N);
+  const std::vector<float> residual = random_values<float>(4, s.M * s.N);
+  const std::int64_t rows = layout == WeightLayout::in_out ? s.K : s.N;
+  const std::int64_t cols = layout == WeightLayout::in_out ? s.N : s.K;
+  const std::span<const T> b = epilogue == Epilogue::none ? std::span<const T>{} : bias;
+
+  // Poisoned, so that an element the kernel does not write fails (except where it adds to it).
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> want(std::size_t(s.M * s.N), nan), got = want;
+  if (epilogue == Epilogue::bias_residual) want = got = residual;
+
+  ops::Linear<cpu>::run<T>({x.data(), s.M, s.K}, {w.data(), rows, cols}, layout, b, epilogue,
+                           {want.data(), s.M, s.N});
+  const auto packed = ops::Linear<cpu>::prepare<T>(w, rows, cols, layout);
+  ops::packed::matmul<T>({x.data(), s.M, s.K}, packed, b, epilogue, {got.data(), s.M, s.N}, kernel);
+
+  // Both sum K float products in different orders. With |x|, |w| <= 1 the partial sums are about
+  // sqrt(K)/3 and K roundings of that size add up like a random walk: about K/3 ulps of 1 in all.
+  // K ulps of 1 (9e-5 at K = 768) leaves room for both orders without hiding a wrong term (>=
+  // 1e-3).
+  const float tolerance = float(s.K) * std::numeric_limits<float>::epsilon();
+  float worst = 0.0f;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const float err = std::abs(got[i] - want[i]) / (1.0f + std::abs(want[i]));
+    if (!(err <= tolerance)) {  // catches NaN
+      BOOST_ERROR("M " << s.M << " K " << s.K << " N " << s.N << " element " << i << ": packed "
+                       << got[i] << ", Eigen " << want[i]);
+      return;
+    }
+    worst = std::max(worst, err);
+  }
+  BOOST_TEST(worst <= tolerance);
+  BOOST_TEST_MESSAGE("M " << s.M << " K " << s.K << " N " << s.N << ": worst " << worst
+                          << " (bound " << tolerance << ")");
+}
+
+template <class T>
+void check_all(Kernel kernel) {
+  for (const Shape& s :
+       {Shape{1, 1, 1}, Shape{1, 7, 33}, Shape{5, 64, 31}, Shape{12, 96, 64}, Shape{13, 33, 65},
+        Shape{25, 768, 100}, Shape{33, 130, 97}, Shape{64, 300, 257}})
+    for (const WeightLayout layout : {WeightLayout::in_out, WeightLayout::out_in})
+      for (const Epilogue e :
+           {Epilogue::bias, Epilogue::bias_gelu, Epilogue::bias_residual, Epilogue::none})
+        check<T>(s, layout, e, kernel);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(best_kernel_matches_eigen) {
+  BOOST_TEST_MESSAGE("kernel: " << ops::packed::best_kernel_name());
+  check_all<float>(Kernel::best);
+  check_all<half>(Kernel::best);
+  check_all<bfloat16>(Kernel::best);
+}
+
+BOOST_AUTO_TEST_CASE(portable_kernel_matches_eigen) {
+  check_all<float>(Kernel::portable);
+  check_all<half>(Kernel::portable);
+  check_all<bfloat16>(Kernel::portable);
+}
+
+BOOST_AUTO_TEST_CASE(packed_table_reads_back_every_element) {
+  // The embedding reads tokens out of the packed LM head: W(k, n) must be the stored value.
+  const std::int64_t V = 70, C = 9;
+  const std::vector<float> wte = random_values<float>(5, V * C);
+  const auto packed = ops::Linear<cpu>::prepare<float>(wte, V, C, WeightLayout::out_in);
+  BOOST_TEST(packed.in() == C);
+  BOOST_TEST(packed.out() == V);
+  for (std::int64_t t = 0; t < V; ++t)
+    for (std::int64_t c = 0; c < C; ++c) BOOST_TEST(packed(c, t) == wte[std::size_t(t * C + c)]);
+}
