@@ -8,9 +8,12 @@
 #include <span>
 #include <vector>
 
+#include <Eigen/Core>
+
 #include "ctformer/backends/cpu.hpp"
 #include "ctformer/cache/paged_kv_cache.hpp"
 #include "ctformer/core/matrix_view.hpp"
+#include "ctformer/core/parallel.hpp"
 
 namespace ctformer::ops {
 
@@ -48,34 +51,36 @@ struct PagedAttention<cpu> {
                   MatrixView<float> out) {  // (N, C)
     const std::int64_t C = cache.keys.cols;
     const std::int64_t D = C / n_head;
-    std::vector<float> scores;
-    for (const SequenceSlice& s : step.slices) {
+    const auto S = static_cast<std::int64_t>(step.slices.size());
+    // One task per (sequence, head): sequences differ in length, so threads take tasks as they
+    // finish.
+    CTFORMER_PARALLEL_FOR_DYNAMIC
+    for (std::int64_t task = 0; task < S * n_head; ++task) {
+      const SequenceSlice& s = step.slices[std::size_t(task / n_head)];
+      const std::int64_t h = task % n_head;
+      thread_local std::vector<float> scores;
       scores.resize(static_cast<std::size_t>(s.past_length + s.num_rows));
       for (std::int64_t i = 0; i < s.num_rows; ++i) {
         const std::int64_t visible = s.past_length + i + 1;  // causal: positions 0 .. own
-        for (std::int64_t h = 0; h < n_head; ++h) {
-          const float* q = qkv.row(s.first_row + i) + h * D;
-          float max_score = -INFINITY;
-          for (std::int64_t t = 0; t < visible; ++t) {
-            const float* k = cache.keys.row(cache_row(s, t, cache.block_size)) + h * D;
-            float dot = 0;
-            for (std::int64_t d = 0; d < D; ++d) dot += q[d] * k[d];
-            scores[t] = dot * scale;
-            max_score = std::max(max_score, scores[t]);
-          }
-          float denominator = 0;
-          for (std::int64_t t = 0; t < visible; ++t) {
-            scores[t] = std::exp(scores[t] - max_score);
-            denominator += scores[t];
-          }
-          float* y = out.row(s.first_row + i) + h * D;
-          std::fill_n(y, D, 0.0f);
-          for (std::int64_t t = 0; t < visible; ++t) {
-            const float* v = cache.values.row(cache_row(s, t, cache.block_size)) + h * D;
-            const float p = scores[t] / denominator;
-            for (std::int64_t d = 0; d < D; ++d) y[d] += p * v[d];
-          }
+        const Eigen::Map<const Eigen::VectorXf> q(qkv.row(s.first_row + i) + h * D, D);
+        float max_score = -INFINITY;
+        for (std::int64_t t = 0; t < visible; ++t) {
+          const Eigen::Map<const Eigen::VectorXf> k(
+              cache.keys.row(cache_row(s, t, cache.block_size)) + h * D, D);
+          scores[t] = q.dot(k) * scale;
+          max_score = std::max(max_score, scores[t]);
         }
+        float denominator = 0;
+        for (std::int64_t t = 0; t < visible; ++t) {
+          scores[t] = std::exp(scores[t] - max_score);
+          denominator += scores[t];
+        }
+        Eigen::Map<Eigen::VectorXf> y(out.row(s.first_row + i) + h * D, D);
+        y.setZero();
+        for (std::int64_t t = 0; t < visible; ++t)
+          y += (scores[t] / denominator) *
+               Eigen::Map<const Eigen::VectorXf>(
+                   cache.values.row(cache_row(s, t, cache.block_size)) + h * D, D);
       }
     }
   }

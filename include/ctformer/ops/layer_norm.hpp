@@ -7,6 +7,7 @@
 
 #include "ctformer/backends/cpu.hpp"
 #include "ctformer/core/matrix_view.hpp"
+#include "ctformer/core/parallel.hpp"
 
 namespace ctformer::ops {
 
@@ -22,6 +23,7 @@ struct LayerNorm<cpu> {
                   float eps,
                   MatrixView<float> out) {  // (N, C); may alias x
     const std::int64_t C = x.cols;
+    CTFORMER_PARALLEL_FOR
     for (std::int64_t i = 0; i < x.rows; ++i) {
       const float* xi = x.row(i);
       // Two passes in double: the reference should not be the least accurate implementation.

@@ -150,7 +150,7 @@ struct Linear<cuda> {
   }
 
   template <cuda_detail::DeviceElement T>
-  static void run(MatrixView<const T> x, const Weight<T>& w,
+  static void run(MatrixView<const std::type_identity_t<T>> x, const Weight<T>& w,
                   std::span<const std::type_identity_t<T>> bias, Epilogue epilogue,
                   MatrixView<T> out) {
     run<T>(x, w.view(), w.layout, bias, epilogue, out);

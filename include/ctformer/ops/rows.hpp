@@ -7,6 +7,7 @@
 
 #include "ctformer/backends/cpu.hpp"
 #include "ctformer/core/matrix_view.hpp"
+#include "ctformer/core/parallel.hpp"
 
 namespace ctformer::ops {
 
@@ -31,6 +32,7 @@ template <>
 struct Argmax<cpu> {
   static void run(MatrixView<const float> logits,  // (M, V)
                   std::span<std::int32_t> ids) {   // (M), host memory
+    CTFORMER_PARALLEL_FOR
     for (std::int64_t i = 0; i < logits.rows; ++i) {
       const float* row = logits.row(i);
       ids[i] = static_cast<std::int32_t>(std::max_element(row, row + logits.cols) - row);

@@ -12,6 +12,7 @@
 
 #include "ctformer/backends/cpu.hpp"
 #include "ctformer/core/matrix_view.hpp"
+#include "ctformer/core/parallel.hpp"
 #include "ctformer/core/random.hpp"
 
 namespace ctformer::ops {
@@ -35,11 +36,19 @@ struct Sample<cpu> {
   static void run(MatrixView<const float> logits,     // (M, V)
                   std::span<const SamplingRow> rows,  // (M)
                   std::span<std::int32_t> ids) {      // (M), host memory
-    std::vector<float> scores;
-    std::vector<std::int32_t> order;
+    // Rows are independent and differ in cost (a top-k sort against an argmax): threads take them
+    // as they finish.
+    CTFORMER_PARALLEL_FOR_DYNAMIC
     for (std::int64_t i = 0; i < logits.rows; ++i) {
       const SamplingRow& r = rows[std::size_t(i)];
-      scores.assign(logits.row(i), logits.row(i) + logits.cols);
+      const float* row = logits.row(i);
+      if (r.temperature <= 0.0f && r.repetition_penalty == 1.0f) {  // plain greedy: no copy
+        ids[std::size_t(i)] = std::int32_t(std::max_element(row, row + logits.cols) - row);
+        continue;
+      }
+      thread_local std::vector<float> scores;
+      thread_local std::vector<std::int32_t> order;
+      scores.assign(row, row + logits.cols);
       if (r.repetition_penalty != 1.0f)
         for (const std::int32_t t : r.history) {
           // Each token once, however often it occurred (transformers gathers, then scatters).
