@@ -5,10 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <numeric>
 #include <span>
 #include <vector>
-
-#include <Eigen/Core>
 
 #include "ctformer/backends/cpu.hpp"
 #include "ctformer/cache/paged_kv_cache.hpp"
@@ -20,6 +19,19 @@ namespace ctformer::ops {
 inline std::int64_t cache_row(const SequenceSlice& s, std::int64_t position,
                               std::int64_t block_size) {
   return std::int64_t(s.block_table[position / block_size]) * block_size + position % block_size;
+}
+
+// a . b in 16 independent lanes: the compiler vectorises it without reassociating one sum (an
+// Eigen dot on a dynamic-size map was 12% of a decode step for 0.4% of its FLOPs).
+inline float dot(const float* a, const float* b, std::int64_t n) {
+  float lanes[16] = {};
+  std::int64_t d = 0;
+  for (; d + 16 <= n; d += 16)
+    for (int j = 0; j < 16; ++j) lanes[j] += a[d + j] * b[d + j];
+  float sum = 0;
+  for (; d < n; ++d) sum += a[d] * b[d];
+  for (const float lane : lanes) sum += lane;
+  return sum;
 }
 
 template <class Backend>
@@ -52,35 +64,43 @@ struct PagedAttention<cpu> {
     const std::int64_t C = cache.keys.cols;
     const std::int64_t D = C / n_head;
     const auto S = static_cast<std::int64_t>(step.slices.size());
-    // One task per (sequence, head): sequences differ in length, so threads take tasks as they
-    // finish.
+    // One task per sequence, all heads together: each cached key and value row (C floats, rows of a
+    // block adjacent) is then read once, front to back, which the hardware prefetcher follows. Per
+    // (sequence, head) tasks read 256-byte pieces 3 KiB apart and stalled on memory. Sequences
+    // differ in length, so threads take tasks as they finish.
     CTFORMER_PARALLEL_FOR_DYNAMIC
-    for (std::int64_t task = 0; task < S * n_head; ++task) {
-      const SequenceSlice& s = step.slices[std::size_t(task / n_head)];
-      const std::int64_t h = task % n_head;
-      thread_local std::vector<float> scores;
-      scores.resize(static_cast<std::size_t>(s.past_length + s.num_rows));
+    for (std::int64_t task = 0; task < S; ++task) {
+      const SequenceSlice& s = step.slices[std::size_t(task)];
+      const std::int64_t length = s.past_length + s.num_rows;
+      thread_local std::vector<float> scores;  // (n_head, length)
+      scores.resize(static_cast<std::size_t>(n_head * length));
       for (std::int64_t i = 0; i < s.num_rows; ++i) {
         const std::int64_t visible = s.past_length + i + 1;  // causal: positions 0 .. own
-        const Eigen::Map<const Eigen::VectorXf> q(qkv.row(s.first_row + i) + h * D, D);
-        float max_score = -INFINITY;
+        const float* q = qkv.row(s.first_row + i);
         for (std::int64_t t = 0; t < visible; ++t) {
-          const Eigen::Map<const Eigen::VectorXf> k(
-              cache.keys.row(cache_row(s, t, cache.block_size)) + h * D, D);
-          scores[t] = q.dot(k) * scale;
-          max_score = std::max(max_score, scores[t]);
+          const float* k = cache.keys.row(cache_row(s, t, cache.block_size));
+          for (std::int64_t h = 0; h < n_head; ++h)
+            scores[h * length + t] = dot(q + h * D, k + h * D, D) * scale;
         }
-        float denominator = 0;
+        for (std::int64_t h = 0; h < n_head; ++h) {  // softmax, left unnormalised
+          float* p = scores.data() + h * length;
+          const float max_score = *std::max_element(p, p + visible);
+          for (std::int64_t t = 0; t < visible; ++t) p[t] = std::exp(p[t] - max_score);
+        }
+        float* y = out.row(s.first_row + i);
+        std::fill_n(y, C, 0.0f);
         for (std::int64_t t = 0; t < visible; ++t) {
-          scores[t] = std::exp(scores[t] - max_score);
-          denominator += scores[t];
+          const float* v = cache.values.row(cache_row(s, t, cache.block_size));
+          for (std::int64_t h = 0; h < n_head; ++h) {
+            const float p = scores[h * length + t];
+            for (std::int64_t d = h * D; d < (h + 1) * D; ++d) y[d] += p * v[d];
+          }
         }
-        Eigen::Map<Eigen::VectorXf> y(out.row(s.first_row + i) + h * D, D);
-        y.setZero();
-        for (std::int64_t t = 0; t < visible; ++t)
-          y += (scores[t] / denominator) *
-               Eigen::Map<const Eigen::VectorXf>(
-                   cache.values.row(cache_row(s, t, cache.block_size)) + h * D, D);
+        for (std::int64_t h = 0; h < n_head; ++h) {
+          const float* p = scores.data() + h * length;
+          const float inverse = 1.0f / std::accumulate(p, p + visible, 0.0f);
+          for (std::int64_t d = h * D; d < (h + 1) * D; ++d) y[d] *= inverse;
+        }
       }
     }
   }
