@@ -6,10 +6,10 @@
 # and on any sanitizer report (every report aborts the program: -fno-sanitize-recover=all). No
 # suppressions are used.
 #
-# Left out, by label: `package` (installs ctformer and builds a consumer project with the plain
-# compiler: it tests the install layout, and no sanitized code runs in it) and `compile_fail` (only
-# compiles, expecting errors: nothing runs). CUDA is off: nvcc's device code is not instrumented
-# (compute-sanitizer covers it; see docs/reliability.md).
+# Left out, by label: `package` (builds a consumer project with the plain compiler, against an
+# installed ctformer and with ctformer as a subproject: no sanitized code runs in it) and
+# `compile_fail` (only compiles, expecting errors: nothing runs). CUDA is off: nvcc's device code is
+# not instrumented (compute-sanitizer covers it; see docs/reliability.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh

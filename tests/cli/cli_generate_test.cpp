@@ -112,8 +112,7 @@ BOOST_AUTO_TEST_CASE(runtime_errors_exit_1_with_one_clear_sentence) {
          {"prompt 1", "UTF-8", "byte offset 0"});
   expect("generate " + test::TinyFullVocabModel::shared().arg() + " --prompt hi --dtype fp8", "",
          {"fp8", "fp32, fp16, bf16"});
-  expect("generate " + test::TinyFullVocabModel::shared().arg() + " --prompt hi --device cuda", "",
-         {"CUDA", "--device cpu"});
+  // --device cuda: cli_cuda_test (what it does depends on the build and on the GPU).
   expect(
       "generate " + test::TinyFullVocabModel::shared().arg() + " --file /nonexistent/prompts.txt",
       "", {"/nonexistent/prompts.txt"});

@@ -5,14 +5,7 @@ foreach(var SOURCE_DIR WORK_DIR MODEL_DIR GENERATOR)
   endif()
 endforeach()
 file(REMOVE_RECURSE ${WORK_DIR})
-
-function(run_step)
-  execute_process(COMMAND ${ARGV} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "failed (${rc}): ${ARGV}\n${out}")
-  endif()
-  set(step_output "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/consumer_steps.cmake)
 
 run_step(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/ctformer-build -G ${GENERATOR}
          -DCTFORMER_BUILD_TESTS=OFF -DCTFORMER_BUILD_TOOLS=OFF -DCTFORMER_BUILD_BENCH=OFF
@@ -21,8 +14,4 @@ run_step(${CMAKE_COMMAND} --install ${WORK_DIR}/ctformer-build)
 run_step(${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples/consumer -B ${WORK_DIR}/consumer-build
          -G ${GENERATOR} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release)
 run_step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-build)
-run_step(${WORK_DIR}/consumer-build/consumer ${MODEL_DIR})
-if(NOT step_output MATCHES "generated 8 tokens")
-  message(FATAL_ERROR "the consumer ran but printed:\n${step_output}")
-endif()
-message(STATUS "consumer output: ${step_output}")
+run_consumer(${WORK_DIR}/consumer-build/consumer)

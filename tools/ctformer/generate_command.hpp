@@ -20,7 +20,8 @@ inline constexpr const char* kGenerateUsage =
     "usage: ctformer generate --model DIR|NAME [--prompt TEXT | --file F] [--max-new-tokens N]\n"
     "                         [--max-length N] [--temperature T] [--top-k K] [--top-p P]\n"
     "                         [--repetition-penalty R] [--seed S] [--stop TEXT]...\n"
-    "                         [--batch-size N] [--dtype fp32|fp16|bf16] [--device cpu] [--json]\n"
+    "                         [--batch-size N] [--dtype fp32|fp16|bf16] [--device cpu|cuda]\n"
+    "                         [--json]\n"
     "\n"
     "DIR is a Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json, merges.txt);\n"
     "NAME is a hub model (gpt2, distilgpt2, openai-community/gpt2, ...), taken from the Hugging\n"
@@ -38,6 +39,7 @@ inline constexpr const char* kGenerateUsage =
     "  --stop TEXT          stop when the text contains TEXT (repeatable; kept in the text)\n"
     "  --batch-size N       sequences decoded together (default 64)\n"
     "  --dtype D            weight storage: fp32 (default), fp16 or bf16; cpu computes in fp32\n"
+    "  --device D           cpu (default), or cuda (a CUDA build of ctformer and a GPU)\n"
     "  --json               print a JSON array, one object per prompt (docs/cli.md)";
 
 // The JSON name of a finish reason: "stop" (end-of-text or a stop string), "length", "cancelled".

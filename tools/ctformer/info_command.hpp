@@ -17,10 +17,11 @@
 #include "ctformer/io/gpt2_config.hpp"
 #include "ctformer/io/model_directory.hpp"
 #include "ctformer/io/safetensors.hpp"
+#include "ctformer/ops/packed_matmul.hpp"
 #include "hub/hub.hpp"
 
-// The CUDA part is compiled only when this file is compiled by nvcc (the CLI as a .cu); it has not
-// been built or run in a CUDA build yet.
+// The CUDA part is compiled only when this file is compiled by nvcc (main.cu, in a CUDA build); it
+// has been built, but has not run on a GPU yet.
 #if defined(__CUDACC__)
 #include <cuda_runtime_api.h>
 
@@ -166,6 +167,7 @@ inline int info_main(int argc, char** argv) {
                           std::to_string(EIGEN_MAJOR_VERSION) + "." +
                           std::to_string(EIGEN_MINOR_VERSION)},
             {"simd", simd},
+            {"projection_kernel", ops::packed::best_kernel_name()},
             {"threads", threads},
             {"weight_dtypes", {"fp32", "fp16", "bf16"}},
             {"compute_dtype", "fp32"},
@@ -209,10 +211,10 @@ inline int info_main(int argc, char** argv) {
       static_cast<long long>(c.n_embd), bytes(kv_per_token_values * 4 * c.n_positions).c_str(),
       static_cast<long long>(c.n_positions), bytes(kv_per_token_values * 2).c_str());
   std::printf(
-      "cpu backend   built: Eigen %d.%d.%d (%s), %d thread%s; weights fp32/fp16/bf16, "
-      "compute fp32; attention for any head size\n",
-      EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION, simd.c_str(), threads,
-      threads == 1 ? "" : "s");
+      "cpu backend   built: projections by the %s kernel, Eigen %d.%d.%d (%s), %d thread%s; "
+      "weights fp32/fp16/bf16, compute fp32; attention for any head size\n",
+      ops::packed::best_kernel_name(), EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION,
+      EIGEN_MINOR_VERSION, simd.c_str(), threads, threads == 1 ? "" : "s");
   std::printf("cuda backend  %s (%s)\n", cuda.built ? "built" : "not built into this binary",
               cuda.status.c_str());
   std::printf("gpu           %s\n", cuda.gpu.c_str());

@@ -39,12 +39,16 @@ inline Device parse_device(std::string_view name) {
 }
 
 // Loads the GPT-2 in `dir` with weights stored as `dtype` on `device`, and calls f(model). On CUDA
-// the model's head size is checked (against kCudaHeadSizes) before any weight is loaded.
+// the model's head size is checked (against kCudaHeadSizes), and the GPU probed, before any weight
+// is loaded.
 template <class F>
 decltype(auto) with_gpt2(Device device, DType dtype, const std::filesystem::path& dir, F&& f) {
   if (device == Device::cuda) {
 #if defined(__CUDACC__)
     cuda_detail::check_head_size(Gpt2Config::from_file(dir / "config.json").head_dim());
+    // Probe the GPU before the first cudaMalloc: without one, the error then says "no usable CUDA
+    // GPU" and why, instead of naming whichever allocation of the weights failed first.
+    cuda_detail::context();
     switch (dtype) {
       case DType::f16: {
         auto model = GPT2<cuda, __half>::from_directory(dir);
