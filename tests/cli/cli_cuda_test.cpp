@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ctformer/tokenizer/gpt2_tokenizer.hpp"
+#include "support/byte_vocab.hpp"
 #include "support/run_cli.hpp"
 #include "support/safetensors_writer.hpp"
 #include "support/test_support.hpp"
@@ -40,18 +40,7 @@ struct TinyModel {
   TinyModel() {
     for (const char* f : {"config.json", "model.safetensors"})
       fs::copy_file(test::data_dir() / "models" / "gpt2-h16" / f, dir.path / f);
-    nlohmann::json vocab = nlohmann::json::object();
-    for (int b = 0; b < 256; ++b) {
-      const std::uint32_t cp = tokenizer::detail::kByteLevel.byte_to_cp[b];  // below 0x800
-      std::string spelled;
-      if (cp < 0x80) {
-        spelled += static_cast<char>(cp);
-      } else {
-        spelled += static_cast<char>(0xC0 | (cp >> 6));
-        spelled += static_cast<char>(0x80 | (cp & 0x3F));
-      }
-      vocab[spelled] = b;
-    }
+    nlohmann::json vocab = test::byte_level_vocab();
     for (int i = 0; i < 63; ++i)
       vocab[std::string{char('a' + i / 26), char('a' + i % 26)}] = 256 + i;
     vocab["<|endoftext|>"] = 319;

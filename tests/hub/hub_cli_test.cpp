@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fake_hub.hpp"
+#include "support/byte_vocab.hpp"
 #include "support/random_gpt2.hpp"
 #include "support/run_cli.hpp"
 #include "support/test_support.hpp"
@@ -34,32 +35,11 @@ std::string trim(std::string s) {
   return s;
 }
 
-// GPT-2's byte-to-character table (bytes_to_unicode), as UTF-8.
-std::string byte_token(int b) {
-  const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-  int cp = b;
-  if (!printable) {
-    int n = 0;
-    for (int x = 0; x < b; ++x)
-      if (!((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE))) ++n;
-    cp = 256 + n;
-  }
-  std::string s;
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return s;
-}
-
 // A tiny GPT-2 with a byte-level vocabulary (256 bytes + <|endoftext|>, no merges) and random
 // weights: every file a hub repository has, small enough to serve in a test.
 std::map<std::string, std::string> tiny_model_files() {
   std::map<std::string, std::string> files;
-  nlohmann::json vocab = nlohmann::json::object();
-  for (int b = 0; b < 256; ++b) vocab[byte_token(b)] = b;
+  nlohmann::json vocab = test::byte_level_vocab();
   vocab["<|endoftext|>"] = 256;
   files["vocab.json"] = vocab.dump();
   files["merges.txt"] = "#version: 0.2\n";
