@@ -63,18 +63,31 @@ struct PagedAttention<cpu> {
                   MatrixView<float> out) {  // (N, C)
     const std::int64_t C = cache.keys.cols;
     const std::int64_t D = C / n_head;
-    const auto S = static_cast<std::int64_t>(step.slices.size());
-    // One task per sequence, all heads together: each cached key and value row (C floats, rows of a
-    // block adjacent) is then read once, front to back, which the hardware prefetcher follows. Per
-    // (sequence, head) tasks read 256-byte pieces 3 KiB apart and stalled on memory. Sequences
-    // differ in length, so threads take tasks as they finish.
+    // A task is up to kRowsPerTask new rows of one sequence, all heads together: each cached key
+    // and value row (C floats, the rows of a block adjacent) is then read front to back, which the
+    // hardware prefetcher follows (per-head tasks read 256-byte pieces 3 KiB apart and stalled on
+    // memory). A decode step is one task per sequence; a long prompt is split over the threads.
+    // Tasks differ in length, so threads take them as they finish.
+    constexpr std::int64_t kRowsPerTask = 16;
+    struct Task {
+      std::size_t slice;
+      std::int64_t begin, end;  // rows of the slice
+    };
+    thread_local std::vector<Task> tasks;
+    tasks.clear();
+    for (std::size_t i = 0; i < step.slices.size(); ++i)
+      for (std::int64_t r = 0; r < step.slices[i].num_rows; r += kRowsPerTask)
+        tasks.push_back({i, r, std::min(r + kRowsPerTask, step.slices[i].num_rows)});
+    const auto task_count = static_cast<std::int64_t>(tasks.size());
+    const Task* task_list = tasks.data();
     CTFORMER_PARALLEL_FOR_DYNAMIC
-    for (std::int64_t task = 0; task < S; ++task) {
-      const SequenceSlice& s = step.slices[std::size_t(task)];
-      const std::int64_t length = s.past_length + s.num_rows;
+    for (std::int64_t task = 0; task < task_count; ++task) {
+      const Task& work = task_list[task];
+      const SequenceSlice& s = step.slices[work.slice];
+      const std::int64_t length = s.past_length + work.end;
       thread_local std::vector<float> scores;  // (n_head, length)
       scores.resize(static_cast<std::size_t>(n_head * length));
-      for (std::int64_t i = 0; i < s.num_rows; ++i) {
+      for (std::int64_t i = work.begin; i < work.end; ++i) {
         const std::int64_t visible = s.past_length + i + 1;  // causal: positions 0 .. own
         const float* q = qkv.row(s.first_row + i);
         for (std::int64_t t = 0; t < visible; ++t) {
