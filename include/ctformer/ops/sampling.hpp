@@ -43,7 +43,7 @@ struct Sample<cpu> {
       const SamplingRow& r = rows[std::size_t(i)];
       const float* row = logits.row(i);
       if (r.temperature <= 0.0f && r.repetition_penalty == 1.0f) {  // plain greedy: no copy
-        ids[std::size_t(i)] = std::int32_t(std::max_element(row, row + logits.cols) - row);
+        ids[std::size_t(i)] = argmax(row, logits.cols);
         continue;
       }
       thread_local std::vector<float> scores;
@@ -56,13 +56,14 @@ struct Sample<cpu> {
           const float original = logits.row(i)[t];
           s = original > 0 ? original / r.repetition_penalty : original * r.repetition_penalty;
         }
-      ids[std::size_t(i)] = r.temperature <= 0.0f ? argmax(scores) : draw(scores, r, order);
+      ids[std::size_t(i)] =
+          r.temperature <= 0.0f ? argmax(scores.data(), logits.cols) : draw(scores, r, order);
     }
   }
 
  private:
-  static std::int32_t argmax(const std::vector<float>& scores) {
-    return std::int32_t(std::max_element(scores.begin(), scores.end()) - scores.begin());
+  static std::int32_t argmax(const float* scores, std::int64_t n) {
+    return std::int32_t(std::max_element(scores, scores + n) - scores);
   }
 
   static std::int32_t draw(std::vector<float>& scores, const SamplingRow& r,
