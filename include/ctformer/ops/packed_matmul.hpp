@@ -275,29 +275,35 @@ void matmul(MatrixView<const float> x, const PackedMatrix<T>& w, std::span<const
 #else
   (void)kernel;
 #endif
-  // Portable path: Eigen's product of x with each panel.
+  // Portable path: Eigen's product of x with each panel, written straight into out's columns.
   using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Panel = Eigen::Matrix<T, Eigen::Dynamic, kPanel, Eigen::RowMajor>;
+  using Stride = Eigen::OuterStride<>;
   const Eigen::Map<const RowMajor> X(x.data, M, K);
   CTFORMER_PARALLEL_FOR
   for (std::int64_t p = 0; p < panels; ++p) {
     const std::int64_t cols = std::min<std::int64_t>(kPanel, N - p * kPanel);
+    const Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                     Stride>
+        W(w.panel(p), K, cols, Stride(kPanel));
+    Eigen::Map<RowMajor, 0, Stride> Y(out.data + p * kPanel, M, cols, Stride(out.cols));
+    auto product = [&] {
+      if constexpr (std::is_same_v<T, float>)
+        return X * W;
+      else
+        return X * W.template cast<float>();
+    };
+    if (epilogue == Epilogue::bias_residual)
+      Y.noalias() += product();
+    else
+      Y.noalias() = product();
+    if (epilogue == Epilogue::none) continue;
     float b[kPanel];
     panel_bias(bias, p, N, b);
-    Eigen::Matrix<float, Eigen::Dynamic, kPanel, Eigen::RowMajor> Y;
-    if constexpr (std::is_same_v<T, float>)
-      Y.noalias() = X * Eigen::Map<const Panel>(w.panel(p), K, kPanel);
-    else
-      Y.noalias() = X * Eigen::Map<const Panel>(w.panel(p), K, kPanel).template cast<float>();
-    for (std::int64_t r = 0; r < M; ++r) {
-      float* dst = out.row(r) + p * kPanel;
+    for (std::int64_t r = 0; r < M; ++r)
       for (std::int64_t j = 0; j < cols; ++j) {
-        float y = Y(r, j) + b[j];
-        if (epilogue == Epilogue::bias_gelu) y = gelu_tanh(y);
-        if (epilogue == Epilogue::bias_residual) y += dst[j];
-        dst[j] = y;
+        const float y = Y(r, j) + b[j];
+        Y(r, j) = epilogue == Epilogue::bias_gelu ? gelu_tanh(y) : y;
       }
-    }
   }
 }
 
