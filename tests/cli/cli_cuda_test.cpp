@@ -107,6 +107,14 @@ std::string run_ok(const std::string& args, const std::string& input = "") {
 
 }  // namespace
 
+BOOST_AUTO_TEST_CASE(a_gpu_is_usable_where_one_is_required) {
+  if (!test::gpu_required()) return;  // CTFORMER_REQUIRE_GPU=1: a GPU machine (gpu-check.sh)
+  const auto& a = CudaAvailability::get();
+  BOOST_TEST(a.built, "CTFORMER_REQUIRE_GPU=1 but the CLI was built without CUDA");
+  BOOST_TEST(a.gpu_usable,
+             "CTFORMER_REQUIRE_GPU=1 but the CLI found no usable GPU: " << a.gpu_detail);
+}
+
 BOOST_AUTO_TEST_CASE(info_reports_the_cuda_backend_as_cmake_built_the_cli) {
   // CTFORMER_CLI_HAS_CUDA is CMake's CTFORMER_CUDA: with it ON the CLI must be an nvcc build.
   BOOST_TEST(CudaAvailability::get().built == bool(CTFORMER_CLI_HAS_CUDA));

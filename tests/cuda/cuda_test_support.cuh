@@ -21,7 +21,12 @@ struct RequireGpu {
       const auto device = cuda_detail::context().device();
       std::cout << "GPU: " << cuda_device::describe(device) << std::endl;
     } catch (const CudaError& e) {
-      skip_program(std::string("no usable CUDA GPU, so the CUDA tests cannot run: ") + e.what());
+      const std::string reason = e.what();  // "no usable CUDA GPU: ..."
+      if (gpu_required()) {
+        std::cout << "FAILED (CTFORMER_REQUIRE_GPU=1): " << reason << std::endl;
+        std::exit(1);
+      }
+      skip_program(reason + " (the CUDA tests cannot run)");
     }
   }
 };

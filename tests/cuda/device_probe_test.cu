@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE cuda_device_probe
 #include <boost/test/unit_test.hpp>
 
+#include <cstdlib>
 #include <string>
 
 #include "ctformer/ctformer.hpp"
@@ -28,6 +29,8 @@ BOOST_AUTO_TEST_CASE(the_probe_succeeds_or_names_the_error_and_the_fix) {
   } catch (const CudaError& error) {
     const std::string m = error.what();
     BOOST_TEST_MESSAGE("probe: " << m);
+    if (const char* v = std::getenv("CTFORMER_REQUIRE_GPU"); v && std::string(v) == "1")
+      BOOST_ERROR("CTFORMER_REQUIRE_GPU=1 but the probe failed: " << m);
     BOOST_TEST((contains(m, "no usable CUDA GPU") || contains(m, "cannot run this program")), m);
     if (e != cudaSuccess) {
       BOOST_TEST(contains(m, "cudaGetDeviceCount"), m);

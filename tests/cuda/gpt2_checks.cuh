@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cuda/cuda_test_support.cuh"
+#include "support/decode_script.hpp"
 #include "support/reference.hpp"
 
 namespace ctformer::test {
@@ -141,6 +142,33 @@ void greedy_tokens_match_transformers() {
   }
 }
 
+// Decode steps replayed from CUDA graphs (padded to a bucket, captured after one direct run) give
+// the logits of steps run directly, unpadded; and graphs were really used.
+template <class T>
+void decode_graphs_match_direct_steps() {
+  for (const std::string& name : kReferenceModels) {
+    auto direct_model = GPT2<cuda, T>::from_directory(data_dir() / "models" / name);
+    direct_model.decode_graphs().set_enabled(false);
+    const auto direct = run_decode_script(direct_model, logits_to_host<T>);
+    auto model = GPT2<cuda, T>::from_directory(data_dir() / "models" / name);
+    model.decode_graphs().set_enabled(true);
+    const auto graphed = run_decode_script(model, logits_to_host<T>);
+    const auto& graphs = model.decode_graphs();
+    BOOST_TEST(graphs.failure().empty(), graphs.failure());
+    // Batch 3 runs as 4: captured once, and again if the longer prefill moved the model's buffers.
+    BOOST_TEST(graphs.captures() >= 1);
+    BOOST_TEST(graphs.replays() >= 16);
+    BOOST_TEST_REQUIRE(direct.size() == graphed.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < direct.size(); ++i)
+      worst = std::max(worst, error_relative_to_scale(graphed[i], direct[i]));
+    BOOST_TEST_MESSAGE(name << " " << cuda_detail::dtype_name<T>() << ": graphs against direct "
+                            << worst << " (" << graphs.captures() << " captures, "
+                            << graphs.replays() << " replays)");
+    BOOST_TEST(worst <= model_tolerance<T>() / 4, name << ": " << worst);
+  }
+}
+
 }  // namespace ctformer::test
 
 using RequireGpu = ctformer::test::RequireGpu;
@@ -155,4 +183,7 @@ using RequireGpu = ctformer::test::RequireGpu;
   }                                                               \
   BOOST_AUTO_TEST_CASE(greedy_tokens_match_transformers) {        \
     ctformer::test::greedy_tokens_match_transformers<T>();        \
+  }                                                               \
+  BOOST_AUTO_TEST_CASE(decode_graphs_match_direct_steps) {        \
+    ctformer::test::decode_graphs_match_direct_steps<T>();        \
   }

@@ -153,8 +153,8 @@ void check_attention_case(std::mt19937& rng, int D, std::int64_t n_head, std::in
   auto d_keys = to_device<T>(keys), d_values = to_device<T>(values);
   const auto d_qkv = to_device<T>(qkv);
 
-  const StepSlices host_step{host_slices, max_rows, max_length};
-  const StepSlices device_step{{d_slices.data(), d_slices.size()}, max_rows, max_length};
+  const StepSlices host_step{host_slices, max_rows};
+  const StepSlices device_step{{d_slices.data(), d_slices.size()}, max_rows};
   const KvLayerView<float> cpu_cache{
       {keys.data(), cache_rows, C}, {values.data(), cache_rows, C}, block_size};
   const KvLayerView<T> gpu_cache{
@@ -232,7 +232,7 @@ void check_sampling(std::mt19937& rng) {
     r.temperature = i % 4 == 0 ? 0.0f : 0.5f + 0.1f * float(i % 7);
     r.top_k = i % 3 == 0 ? 0 : std::int32_t(1 + i * 7 % 300);
     r.top_p = i % 5 == 0 ? 1.0f : 0.3f + 0.02f * float(i);
-    r.repetition_penalty = i % 2 == 0 ? 1.0f : 1.3f;
+    r.repetition_penalty = i % 3 == 1 ? 1.0f : 1.3f;  // greedy rows (i % 4 == 0) get both
     r.seed = 1234 + std::uint64_t(i);
     r.draw = std::uint64_t(i * 3);
     r.history = history;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ctformer/ctformer.hpp"
+#include "support/decode_script.hpp"
 #include "support/reference.hpp"
 
 using namespace ctformer;
@@ -109,6 +110,27 @@ BOOST_AUTO_TEST_CASE(incremental_decode_with_the_cache_equals_full_recomputation
 // Weights stored in fp16 / bf16, computed in fp32: rounding each weight costs a relative 2^-11
 // (fp16) or 2^-8 (bf16). Measured worst cases over the three fixtures: 1.0e-3 (fp16) and 7.9e-3
 // (bf16); the bounds leave a 3x margin (run with --log_level=message to see the figures).
+// The CUDA backend pads decode batches so that CUDA graphs can replay them (docs/cuda.md): padding
+// rows decode into the cache's padding block and must change no sequence's results. The same
+// padding, checked here on the CPU.
+BOOST_AUTO_TEST_CASE(padded_decode_steps_give_the_logits_of_unpadded_ones) {
+  auto to_host = [](MatrixView<const float> logits) {
+    return std::vector<float>(logits.data, logits.data + logits.size());
+  };
+  for (const std::string& name : test::kReferenceModels) {
+    Loaded<float> plain(name), padded(name);
+    padded.model.decode_graphs().pad_to_multiple = 8;
+    const auto want = test::run_decode_script(plain.model, to_host);
+    const auto got = test::run_decode_script(padded.model, to_host);
+    BOOST_TEST_REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      BOOST_TEST_REQUIRE(got[i].size() == want[i].size(), "step " << i << ": logits rows");
+      const double err = test::relative_error(got[i].data(), want[i]);
+      BOOST_TEST(err <= 1e-6, name << " step " << i << ": " << err);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(fp16_and_bf16_storage_stay_close_to_fp32) {
   auto check = [](auto tag, const char* dtype, double tolerance) {
     using T = decltype(tag);

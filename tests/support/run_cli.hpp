@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -26,8 +27,10 @@ inline CliResult run_cli(const std::string& args, const std::string& input = "",
       fs::temp_directory_path() /
       ("ctformer_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".in");
   std::ofstream(in_file, std::ios::binary) << input;
-  const std::string cmd = std::string("'") + CTFORMER_CLI + "' " + args + " < '" +
-                          in_file.string() + "'" + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  const char* env = std::getenv("CTFORMER_CLI");  // the tool away from its build tree
+  const std::string cli = env && *env ? env : CTFORMER_CLI;
+  const std::string cmd = "'" + cli + "' " + args + " < '" + in_file.string() + "'" +
+                          (merge_stderr ? " 2>&1" : " 2>/dev/null");
   FILE* pipe = ::popen(cmd.c_str(), "r");
   if (!pipe) throw std::runtime_error("popen failed for: " + cmd);
   std::string out;

@@ -22,8 +22,18 @@ inline constexpr int kSkipExitCode = 77;
   std::exit(kSkipExitCode);
 }
 
-// Committed fixtures (tests/data), made by tools/make_reference.py.
+// CTFORMER_REQUIRE_GPU=1 (tools/gpu-check.sh sets it): a test that would be skipped for want of a
+// usable GPU fails instead, so that a GPU machine where the kernels cannot run never reports a
+// pass.
+inline bool gpu_required() {
+  const char* v = std::getenv("CTFORMER_REQUIRE_GPU");
+  return v && std::string_view(v) == "1";
+}
+
+// Committed fixtures (tests/data), made by tools/make_reference.py; $CTFORMER_TEST_DATA_DIR when
+// the test programs run away from their source tree (tools/gpu-check.sh --bundle).
 inline std::filesystem::path data_dir() {
+  if (const char* env = std::getenv("CTFORMER_TEST_DATA_DIR"); env && *env) return env;
   return CTFORMER_TEST_DATA_DIR;
 }
 

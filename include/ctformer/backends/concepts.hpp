@@ -29,6 +29,9 @@ concept Backend = requires(std::span<const float> host, float* dst) {
   typename B::template activation<float>;
   { B::template upload<float>(host) } -> std::same_as<typename B::template buffer<float>>;
   B::template write<float>(host, dst);  // host -> backend memory
+  // Runs a model's decode step: padded_batch(sequences) says how many rows to run it over, and
+  // run(batch, addresses, launch) runs it (the CUDA backend replays it from a graph).
+  typename B::DecodeGraphs;
 };
 
 template <class B, class T>

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,21 @@ struct cpu {
   static void write(std::span<const T> host, T* dst) {
     std::copy(host.begin(), host.end(), dst);
   }
+
+  // The CPU has no launch cost to save: a decode step runs as its ops are called. (The CUDA backend
+  // replays decode steps from graphs: backends/cuda/decode_graphs.cuh.)
+  struct DecodeGraphs {
+    // Decode batches padded to a multiple of this, as the CUDA backend pads them: 1 (no padding)
+    // unless a test sets it, to check the padding on the CPU reference.
+    std::int64_t pad_to_multiple = 1;
+    std::int64_t padded_batch(std::int64_t sequences) const {
+      return (sequences + pad_to_multiple - 1) / pad_to_multiple * pad_to_multiple;
+    }
+    template <class F>
+    void run(std::int64_t /*batch*/, std::span<const void* const> /*addresses*/, F&& launch) {
+      launch();
+    }
+  };
 };
 
 // The weight storage types the CPU backend supports.

@@ -23,6 +23,7 @@
 
 #include "ctformer/backends/cuda/buffer.hpp"
 #include "ctformer/backends/cuda/context.cuh"
+#include "ctformer/backends/cuda/decode_graphs.cuh"
 #include "ctformer/backends/cuda/device.cuh"
 #include "ctformer/backends/cuda/error.hpp"
 #include "ctformer/backends/cuda/numeric.cuh"
@@ -40,6 +41,9 @@ struct cuda {
   // Activations and the KV cache keep the weights' type; kernels accumulate in fp32.
   template <class T>
   using activation = T;
+
+  // Decode steps padded to a few batch sizes and replayed from CUDA graphs.
+  using DecodeGraphs = cuda_detail::DecodeGraphs;
 
   // A new device buffer holding `host` (synchronous).
   template <class T>

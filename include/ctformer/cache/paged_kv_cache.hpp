@@ -29,13 +29,14 @@ struct SequenceSlice {
 // One forward step's sequences, as the attention ops read them.
 struct StepSlices {
   std::span<const SequenceSlice> slices;  // (S), in backend memory (device memory on CUDA)
-  // Host-side summaries, for ops that size their launch by them:
-  std::int64_t max_new_rows = 0;  // the most new tokens of one sequence (1 when every one decodes)
-  std::int64_t max_length = 0;    // the longest sequence after the step
+  // Host-side summary, for ops that size their launch by it: the most new tokens of one sequence
+  // (1 when every one decodes).
+  std::int64_t max_new_rows = 0;
 };
 
-// One layer's cache as the attention ops see it: keys and values are (num_blocks * block_size, C),
-// token t of a sequence at row block_table[t / block_size] * block_size + t % block_size.
+// One layer's cache as the attention ops see it: keys and values are ((num_blocks + 1) *
+// block_size, C), token t of a sequence at row block_table[t / block_size] * block_size + t %
+// block_size.
 template <class A>
 struct KvLayerView {
   MatrixView<A> keys;
@@ -61,7 +62,7 @@ class PagedKvCache {
           "KV cache: n_layer, width, block_size and num_blocks must be positive (got " +
           std::to_string(n_layer) + ", " + std::to_string(width) + ", " +
           std::to_string(block_size) + ", " + std::to_string(num_blocks) + ")");
-    const std::int64_t per_layer = num_blocks * block_size * width;
+    const std::int64_t per_layer = (num_blocks + 1) * block_size * width;
     keys_ = typename Backend::template buffer<A>(static_cast<std::size_t>(n_layer * per_layer));
     values_ = typename Backend::template buffer<A>(static_cast<std::size_t>(n_layer * per_layer));
     for (std::int64_t b = num_blocks - 1; b >= 0; --b)
@@ -71,6 +72,9 @@ class PagedKvCache {
   std::int64_t block_size() const { return block_size_; }
   std::int64_t num_blocks() const { return num_blocks_; }
   std::int64_t free_blocks() const { return static_cast<std::int64_t>(free_.size()); }
+  // One block beyond the pool, never given to a sequence: the rows a backend adds to pad a step
+  // (CUDA pads decode batches to the sizes it has graphs for) write their keys and values here.
+  std::int32_t padding_block() const { return static_cast<std::int32_t>(num_blocks_); }
   std::int64_t blocks_for(std::int64_t tokens) const {
     return (tokens + block_size_ - 1) / block_size_;
   }
@@ -119,7 +123,7 @@ class PagedKvCache {
   }
 
   KvLayerView<A> layer(std::int64_t l) {
-    const std::int64_t rows = num_blocks_ * block_size_;
+    const std::int64_t rows = (num_blocks_ + 1) * block_size_;
     return {{keys_.data() + l * rows * width_, rows, width_},
             {values_.data() + l * rows * width_, rows, width_},
             block_size_};
@@ -142,8 +146,8 @@ class PagedKvCache {
   }
 
   std::int64_t n_layer_, width_, block_size_, num_blocks_;
-  typename Backend::template buffer<A> keys_;    // (n_layer, num_blocks * block_size, C)
-  typename Backend::template buffer<A> values_;  // (n_layer, num_blocks * block_size, C)
+  typename Backend::template buffer<A> keys_;    // (n_layer, (num_blocks + 1) * block_size, C)
+  typename Backend::template buffer<A> values_;  // (n_layer, (num_blocks + 1) * block_size, C)
   std::vector<std::int32_t> free_;               // a stack: recently freed blocks are reused first
   std::vector<Sequence> sequences_;
 };

@@ -84,30 +84,43 @@ class DecoderModel {
   // with B::download(logits).
   MatrixView<const A> forward(std::span<const SequenceStep> steps, Cache& cache,
                               LogitsFor which = LogitsFor::last_token) {
-    const std::int64_t N = lay_out(steps, cache, which);
-    const std::int64_t S = static_cast<std::int64_t>(steps.size());
+    lay_out(steps, cache, which);
+    // Rows and sequences the ops run over: a decode step may be padded (see DecodeGraphs).
+    const std::int64_t N = step_.n, S = step_.sequences();
     const std::int64_t C = config_.n_embd, V = config_.vocab_size;
     Workspace& w = workspace_;
     MatrixView<A> x = w.view(w.x, N, C);  // (N, C): the residual stream
     const BlockScratch<A> scratch{w.view(w.normed, N, C), w.view(w.qkv, N, 3 * C),
                                   w.view(w.mixed, N, C), w.view(w.hidden, N, config_.n_inner)};
+    // The rows whose logits are wanted, (M, C), and their logits, (M, V).
+    MatrixView<A> last = which == LogitsFor::last_token ? w.view(w.last, S, C) : x;
+    MatrixView<A> logits = w.view(w.logits, last.rows, V);
 
-    embedding_.forward(step_.tokens(), step_.positions(), x);
-    for (std::size_t l = 0; l < blocks_.size(); ++l)
-      blocks_[l].forward(x, {step_.slices_view(), cache.layer(static_cast<std::int64_t>(l))},
-                         scratch);
-
-    MatrixView<A> last = x;  // (M, C): the rows whose logits are wanted
-    if (which == LogitsFor::last_token) {
-      last = w.view(w.last, S, C);
-      ops::GatherRows<B>::run(x, step_.last_rows(), last);
+    auto launch = [&] {
+      embedding_.forward(step_.tokens(), step_.positions(), x);
+      for (std::size_t l = 0; l < blocks_.size(); ++l)
+        blocks_[l].forward(x, {step_.slices_view(), cache.layer(static_cast<std::int64_t>(l))},
+                           scratch);
+      if (which == LogitsFor::last_token) ops::GatherRows<B>::run(x, step_.last_rows(), last);
+      ln_f_.forward(last, last);
+      ops::Linear<B>::run(MatrixView<const A>(last), embedding_.lm_head(), std::span<const T>{},
+                          ops::Epilogue::none, logits);
+    };
+    if (step_.decode) {
+      const KvLayerView<A> kv = cache.layer(0);
+      const void* const addresses[] = {w.arena.data(),      step_.ids.data(),
+                                       step_.slices.data(), step_.last_row_ids.data(),
+                                       kv.keys.data,        kv.values.data};
+      graphs_.run(S, addresses, launch);
+    } else {
+      launch();
     }
-    ln_f_.forward(last, last);
-    MatrixView<A> logits = w.view(w.logits, last.rows, V);  // (M, V)
-    ops::Linear<B>::run(MatrixView<const A>(last), embedding_.lm_head(), std::span<const T>{},
-                        ops::Epilogue::none, logits);
-    return logits;
+    const auto rows = which == LogitsFor::last_token ? std::int64_t(steps.size()) : N;
+    return {logits.data, rows, V};
   }
+
+  // How decode steps are run: on CUDA, padded and replayed from graphs, which this can switch off.
+  typename B::DecodeGraphs& decode_graphs() { return graphs_; }
 
  private:
   DecoderModel(const Gpt2Config& c, const WeightLoader<B, T>& w)
@@ -117,9 +130,10 @@ class DecoderModel {
       blocks_.push_back(Block::load(w, "h." + std::to_string(l), c));
   }
 
-  // Validates the steps, reserves their cache space, fills step_ and sizes the workspace.
-  // Returns the number of tokens in the step. Throws before changing anything if a step is bad.
-  std::int64_t lay_out(std::span<const SequenceStep> steps, Cache& cache, LogitsFor which) {
+  // Validates the steps, reserves their cache space, fills step_ (padding a decode step to the
+  // batch graphs_ asks for) and sizes the workspace. Throws before changing anything if a step is
+  // bad.
+  void lay_out(std::span<const SequenceStep> steps, Cache& cache, LogitsFor which) {
     if (steps.empty()) throw InputError("forward: no sequences in the step");
     std::int64_t N = 0, blocks_needed = 0;
     for (std::size_t s = 0; s < steps.size(); ++s) {
@@ -154,19 +168,23 @@ class DecoderModel {
     step_.host.clear();
     step_.slices_host.clear();
     step_.last_rows_host.clear();
-    std::int64_t table_entries = 0, max_new_rows = 0, max_length = 0;
+    std::int64_t table_entries = 0, max_new_rows = 0;
     for (const SequenceStep& step : steps) {
       const auto n = std::int64_t(step.tokens.size());
       table_entries += cache.blocks_for(cache.length(step.sequence) + n);
       max_new_rows = std::max(max_new_rows, n);
-      max_length = std::max(max_length, cache.length(step.sequence) + n);
     }
-    // Allocations (which may fail for lack of memory) before the cache changes.
+    // A decode step (one new token per sequence) may run over more rows than it has: the padding
+    // rows decode token 0 at position 0 into the cache's padding block.
+    const bool decode = which == LogitsFor::last_token && max_new_rows == 1;
     const auto S = std::int64_t(steps.size());
-    step_.reserve(N, S, table_entries);
-    workspace_.reserve(N, S, which == LogitsFor::last_token ? S : N, config_);
-    std::vector<std::int32_t>& ids = step_.host;  // tokens (N) | positions (N) | block tables
-    ids.resize(std::size_t(2 * N));
+    const std::int64_t padded = decode ? graphs_.padded_batch(S) : S;
+    const std::int64_t rows = N + (padded - S);
+    // Allocations (which may fail for lack of memory) before the cache changes.
+    step_.reserve(rows, padded, table_entries + 1);
+    workspace_.reserve(rows, padded, which == LogitsFor::last_token ? padded : N, config_);
+    std::vector<std::int32_t>& ids = step_.host;  // tokens | positions | block tables
+    ids.assign(std::size_t(2 * rows), 0);
     std::int64_t row = 0;
     for (const SequenceStep& step : steps) {
       const std::int64_t past = cache.length(step.sequence);
@@ -177,22 +195,30 @@ class DecoderModel {
       ids.insert(ids.end(), table.begin(), table.end());
       for (std::int64_t i = 0; i < n; ++i) {
         ids[std::size_t(row + i)] = step.tokens[std::size_t(i)];
-        ids[std::size_t(N + row + i)] = std::int32_t(past + i);
+        ids[std::size_t(rows + row + i)] = std::int32_t(past + i);
       }
       row += n;
       step_.last_rows_host.push_back(row - 1);
     }
-    step_.n = N;
+    if (row < rows) {
+      const std::int32_t* padding_table = step_.ids.data() + ids.size();
+      ids.push_back(cache.padding_block());
+      for (; row < rows; ++row) {
+        step_.slices_host.push_back({row, 1, 0, padding_table});
+        step_.last_rows_host.push_back(row);
+      }
+    }
+    step_.n = rows;
+    step_.decode = decode;
     step_.max_new_rows = max_new_rows;
-    step_.max_length = max_length;
     step_.upload();
-    return N;
   }
 
   Gpt2Config config_;
   Embedding<B, T> embedding_;  // wte (V, C), wpe (P, C); wte is also the LM head
   std::vector<Block> blocks_;  // n_layer
   FinalNorm ln_f_;
+  typename B::DecodeGraphs graphs_;
 
   template <class E>
   using buffer = typename B::template buffer<E>;
@@ -200,7 +226,8 @@ class DecoderModel {
   // The current step as the ops read it: built on the host, then written to backend memory (three
   // copies per step on CUDA; the buffers grow to the largest step seen, then are reused).
   struct StepLayout {
-    std::int64_t n = 0, max_new_rows = 0, max_length = 0;
+    std::int64_t n = 0, max_new_rows = 0;  // n: rows, padding included
+    bool decode = false;                                   // one new token per sequence
     std::vector<std::int32_t> host;            // tokens (N) | positions (N) | block tables
     std::vector<SequenceSlice> slices_host;    // (S); block_table points into `ids`
     std::vector<std::int64_t> last_rows_host;  // (S): the row of each step's last token
@@ -220,11 +247,12 @@ class DecoderModel {
     }
     std::span<const std::int32_t> tokens() const { return {ids.data(), std::size_t(n)}; }
     std::span<const std::int32_t> positions() const { return {ids.data() + n, std::size_t(n)}; }
+    std::int64_t sequences() const { return std::int64_t(slices_host.size()); }
     std::span<const std::int64_t> last_rows() const {
       return {last_row_ids.data(), last_rows_host.size()};
     }
     StepSlices slices_view() const {
-      return {{slices.data(), slices_host.size()}, max_new_rows, max_length};
+      return {{slices.data(), slices_host.size()}, max_new_rows};
     }
   } step_;
 

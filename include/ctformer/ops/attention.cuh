@@ -10,7 +10,10 @@
 //
 // Decode (every sequence adds one token), flash-decoding style: the keys of each sequence are also
 // split across blocks (`splits`) when sequences x heads would not fill the GPU; each split writes
-// its partial max, sum and output, and a second kernel combines them.
+// its partial max, sum and output, and a second kernel combines them. The number of splits depends
+// on the batch only; each block finds its share of its sequence's keys from the sequence's length,
+// in device memory, so a decode step's launches stay the same as the sequences grow (what a CUDA
+// graph needs: backends/cuda/decode_graphs.cuh).
 //
 // The head size is a template argument: with_head_size() below is the one place where a model's
 // runtime head size becomes one, from kCudaHeadSizes.
@@ -114,9 +117,12 @@ struct AttentionParams {
   float* partial;               // (N, n_head, splits, D + 2): max, sum, output; when splits > 1
   std::int64_t C, block_size;
   int n_head, splits;
-  std::int64_t keys_per_split;
   float scale_log2;  // scale * log2(e)
 };
+
+// A split takes at least this many keys, so a short sequence uses fewer splits than the launch has
+// (the others write an empty partial result).
+inline constexpr std::int64_t kMinKeysPerSplit = 64;
 
 // Block shape of the attention kernel, derived from the head size.
 template <int D, int kWarps_, int kRowsPerWarp_>
@@ -156,10 +162,15 @@ __global__ void __launch_bounds__(Shape::kThreads) attention_kernel(AttentionPar
                  : 0.0f;
   }
 
-  // This split's keys that some query of the block may see: [key_begin, key_end).
-  const std::int64_t key_begin = std::int64_t(split) * p.keys_per_split;
+  // This split's keys that some query of the block may see: [key_begin, key_end). The sequence's
+  // keys are cut into `used` runs of whole tiles; splits past `used` have none.
+  const std::int64_t length = s.past_length + s.num_rows;
+  const std::int64_t used =
+      min(std::int64_t(p.splits), (length + kMinKeysPerSplit - 1) / kMinKeysPerSplit);
+  const std::int64_t per_split = ((length + used - 1) / used + kKeys - 1) / kKeys * kKeys;
+  const std::int64_t key_begin = std::int64_t(split) * per_split;
   const std::int64_t last_position = s.past_length + first + rows - 1;
-  const std::int64_t key_end = min(key_begin + p.keys_per_split, last_position + 1);
+  const std::int64_t key_end = min(key_begin + per_split, last_position + 1);
 
   float m[kRowsPerWarp], l[kRowsPerWarp], o[kRowsPerWarp][kDPerLane];  // per query of the warp
   for (int i = 0; i < kRowsPerWarp; ++i) {
@@ -276,10 +287,8 @@ struct AppendKv<cuda> {
 
 template <>
 struct PagedAttention<cuda> {
-  // Splitting the keys of one decode query across blocks: at most this many splits, each of at
-  // least kMinKeysPerSplit keys.
+  // Splitting the keys of one decode query across blocks: at most this many splits.
   static constexpr std::int64_t kMaxSplits = 32;
-  static constexpr std::int64_t kMinKeysPerSplit = 64;
 
   template <cuda_detail::DeviceElement T>
   static void run(MatrixView<const std::type_identity_t<T>> qkv,  // (N, 3C); q part is read
@@ -306,16 +315,13 @@ struct PagedAttention<cuda> {
     const auto S = std::int64_t(step.slices.size());
     const std::int64_t N = qkv.rows, C = cache.keys.cols;
 
-    // Decode: enough splits that the blocks fill the GPU twice over.
-    std::int64_t splits = 1;
-    if (step.max_new_rows == 1) {
-      const std::int64_t wanted = ceil_div(2 * context.device().multiprocessors, S * n_head);
-      splits = std::clamp<std::int64_t>(
-          wanted, 1, std::min(kMaxSplits, ceil_div(step.max_length, kMinKeysPerSplit)));
-    }
-    const std::int64_t keys_per_split =
-        splits == 1 ? step.max_length : ceil_div(ceil_div(step.max_length, splits), 32) * 32;
-    splits = ceil_div(step.max_length, keys_per_split);
+    // Decode: enough splits that the blocks fill the GPU twice over. Not from the lengths: see the
+    // top of this file.
+    const std::int64_t splits =
+        step.max_new_rows == 1
+            ? std::clamp<std::int64_t>(ceil_div(2 * context.device().multiprocessors, S * n_head),
+                                       1, kMaxSplits)
+            : 1;
 
     float* partial = nullptr;
     if (splits > 1)
@@ -331,7 +337,6 @@ struct PagedAttention<cuda> {
                                                   cache.block_size,
                                                   int(n_head),
                                                   int(splits),
-                                                  keys_per_split,
                                                   scale * 1.4426950408889634f};  // log2(e)
     const dim3 grid(unsigned(S), unsigned(ceil_div(step.max_new_rows, Shape::kRows)),
                     unsigned(n_head * splits));

@@ -116,7 +116,10 @@ bool matmul(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, co
     const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
         context.blas(), desc.desc, layout_a.layout, layout_b.layout, layout_d.layout,
         layout_d.layout, preference, 1, &result, &found);
-    if (status != CUBLAS_STATUS_NOT_SUPPORTED) CTFORMER_CUDA_CHECK(status);
+    if (status != CUBLAS_STATUS_SUCCESS && status != CUBLAS_STATUS_NOT_SUPPORTED) {
+      context.gemm_choices().erase(choice);  // ask again next time, rather than remember a failure
+      CTFORMER_CUDA_CHECK(status);
+    }
     choice->second.found = status == CUBLAS_STATUS_SUCCESS && found > 0;
     choice->second.algo = result.algo;
   }

@@ -3,11 +3,13 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <type_traits>
 
 #include <cub/block/block_reduce.cuh>
 
 #include "ctformer/backends/cuda.hpp"
+#include "ctformer/core/error.hpp"
 #include "ctformer/core/matrix_view.hpp"
 #include "ctformer/ops/rows.hpp"
 
@@ -78,6 +80,9 @@ struct Argmax<cuda> {
   static void run(MatrixView<const T> logits,     // (M, V), device memory
                   std::span<std::int32_t> ids) {  // (M), host memory
     if (logits.rows == 0) return;
+    if (ids.size() != std::size_t(logits.rows))
+      throw InputError("Argmax: " + std::to_string(ids.size()) + " ids for " +
+                       std::to_string(logits.rows) + " rows of logits");
     cuda_detail::Context& context = cuda_detail::context();
     auto* device_ids = static_cast<std::int32_t*>(context.scratch(ids.size_bytes()));
     cuda_kernels::argmax_kernel<T>

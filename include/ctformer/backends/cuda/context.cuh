@@ -40,9 +40,12 @@ class Context {
       CTFORMER_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old area may still be in use
       scratch_ = {};
       scratch_ = DeviceBuffer<std::byte>(bytes + bytes / 2);
+      ++scratch_generation_;
     }
     return scratch_.data();
   }
+  // Changes whenever scratch() moves: a CUDA graph that recorded the old address is stale.
+  std::uint64_t scratch_generation() const { return scratch_generation_; }
 
   // The cuBLASLt algorithm chosen for each GEMM shape (see ops/linear.cuh).
   struct GemmChoice {
@@ -75,6 +78,7 @@ class Context {
   cublasLtHandle_t blas_ = nullptr;
   DeviceBuffer<std::byte> blas_workspace_;
   DeviceBuffer<std::byte> scratch_;
+  std::uint64_t scratch_generation_ = 0;
   std::map<GemmKey, GemmChoice> gemm_choices_;
 };
 

@@ -1,0 +1,96 @@
+// ctformer::cuda::DecodeGraphs on its own, with a one-kernel "step" that counts its runs in device
+// memory: a bucket runs directly, then is captured and replayed; moved memory means a direct run
+// and a new capture; a step that cannot be captured switches graphs off and still runs. The
+// model-level check (graphs give the logits of direct steps) is in gpt2_checks.cuh.
+#define BOOST_TEST_MODULE cuda_decode_graphs
+#include "cuda/cuda_test_support.cuh"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace ctformer;
+using RequireGpu = ctformer::test::RequireGpu;
+
+BOOST_TEST_GLOBAL_FIXTURE(RequireGpu);
+
+namespace {
+
+__global__ void count_run(int* counter) {
+  ++*counter;
+}
+
+struct Counter {
+  ctformer::cuda::buffer<int> device{1};
+  Counter() {
+    CTFORMER_CUDA_CHECK(cudaMemsetAsync(device.data(), 0, sizeof(int), cuda_detail::stream()));
+  }
+  void launch() {
+    count_run<<<1, 1, 0, cuda_detail::stream()>>>(device.data());
+    CTFORMER_CUDA_CHECK_LAUNCH("count_run");
+  }
+  int value() const {
+    return ctformer::cuda::download(MatrixView<const int>{device.data(), 1, 1})[0];
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(buckets) {
+  ctformer::cuda::DecodeGraphs graphs;
+  graphs.set_enabled(true);
+  const std::int64_t want[][2] = {{1, 1},   {2, 2},     {3, 4},     {5, 8},     {8, 8},    {9, 16},
+                                  {17, 24}, {256, 256}, {511, 512}, {512, 512}, {513, 513}};
+  for (const auto& [sequences, padded] : want)
+    BOOST_TEST(graphs.padded_batch(sequences) == padded, sequences);
+  graphs.set_enabled(false);
+  BOOST_TEST(graphs.padded_batch(3) == 3);
+}
+
+BOOST_AUTO_TEST_CASE(direct_then_captured_then_replayed) {
+  ctformer::cuda::DecodeGraphs graphs;
+  graphs.set_enabled(true);
+  Counter counter;
+  const void* const first[] = {counter.device.data()};
+  const void* const moved[] = {counter.device.data(), &graphs};
+  auto launch = [&] { counter.launch(); };
+  graphs.run(4, first, launch);  // direct
+  BOOST_TEST(counter.value() == 1);
+  BOOST_TEST(graphs.captures() == 0);
+  graphs.run(4, first, launch);  // captured, then replayed
+  graphs.run(4, first, launch);  // replayed
+  BOOST_TEST(counter.value() == 3);
+  BOOST_TEST(graphs.captures() == 1);
+  BOOST_TEST(graphs.replays() == 2);
+  graphs.run(4, moved, launch);  // other memory: direct again
+  graphs.run(4, moved, launch);  // captured anew
+  BOOST_TEST(counter.value() == 5);
+  BOOST_TEST(graphs.captures() == 2);
+  graphs.run(8, moved, launch);  // another bucket: direct
+  BOOST_TEST(counter.value() == 6);
+  graphs.run(600, moved, launch);  // beyond the largest bucket: always direct
+  graphs.run(600, moved, launch);
+  BOOST_TEST(counter.value() == 8);
+  BOOST_TEST(graphs.captures() == 2);
+  BOOST_TEST(graphs.failure().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_step_that_cannot_be_captured_runs_directly_and_switches_graphs_off) {
+  ctformer::cuda::DecodeGraphs graphs;
+  graphs.set_enabled(true);
+  Counter counter;
+  const void* const addresses[] = {counter.device.data()};
+  // Synchronising the stream is not allowed while it is being captured.
+  auto launch = [&] {
+    counter.launch();
+    CTFORMER_CUDA_CHECK(cudaStreamSynchronize(cuda_detail::stream()));
+  };
+  graphs.run(2, addresses, launch);  // direct
+  graphs.run(2, addresses, launch);  // the capture fails; the step runs directly
+  BOOST_TEST(counter.value() == 2);
+  BOOST_TEST(!graphs.enabled());
+  BOOST_TEST(graphs.failure().find("batch 2") != std::string::npos, graphs.failure());
+  graphs.run(2, addresses, launch);  // graphs are off
+  BOOST_TEST(counter.value() == 3);
+  BOOST_TEST(graphs.captures() == 0);
+  // The backend's stream works normally afterwards.
+  CTFORMER_CUDA_CHECK(cudaStreamSynchronize(cuda_detail::stream()));
+}
