@@ -7,5 +7,6 @@
 #include "ctformer/ops/embedding.cuh"
 #include "ctformer/ops/layer_norm.cuh"
 #include "ctformer/ops/linear.cuh"
+#include "ctformer/ops/rms_norm.cuh"
 #include "ctformer/ops/rows.cuh"
 #include "ctformer/ops/sampling.cuh"

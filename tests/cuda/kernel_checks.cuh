@@ -69,6 +69,29 @@ void check_layer_norm(std::mt19937& rng) {
   }
 }
 
+// RMSNorm, and the custom variant it makes possible composing on CUDA (a compile-time check).
+template <class T>
+void check_rms_norm(std::mt19937& rng) {
+  using Variant =
+      DecoderModel<cuda, T,
+                   ParallelBlock<RmsNorm<cuda, T>, CausalSelfAttention<cuda, T>, Mlp<cuda, T>>,
+                   RmsNorm<cuda, T>>;
+  static_assert(sizeof(Variant) > 0);
+  for (const auto& [N, C] :
+       {std::pair<std::int64_t, std::int64_t>{1, 768}, {33, 100}, {5, 31}, {3, 1600}}) {
+    auto x = random_values<T>(N * C, rng, 3.0f);
+    const auto gamma = random_values<T>(C, rng);
+    std::vector<float> want(N * C);
+    ops::RmsNorm<cpu>::run<float>({x.data(), N, C}, gamma, 1e-5f, {want.data(), N, C});
+    auto inout = to_device<T>(x);  // in place, as the layer may run it
+    const auto d_gamma = to_device<T>(gamma);
+    ops::RmsNorm<cuda>::run<T>({inout.data(), N, C}, {d_gamma.data(), std::size_t(C)}, 1e-5f,
+                               {inout.data(), N, C});
+    check<T>(to_host(inout.data(), N * C), want,
+             "rms_norm " + std::to_string(N) + "x" + std::to_string(C));
+  }
+}
+
 template <class T>
 void check_linear(std::mt19937& rng) {
   struct Shape {
@@ -278,6 +301,10 @@ using RequireGpu = ctformer::test::RequireGpu;
   BOOST_AUTO_TEST_CASE(layer_norm) {                                        \
     std::mt19937 rng(2);                                                    \
     ctformer::test::check_layer_norm<T>(rng);                               \
+  }                                                                         \
+  BOOST_AUTO_TEST_CASE(rms_norm) {                                          \
+    std::mt19937 rng(7);                                                    \
+    ctformer::test::check_rms_norm<T>(rng);                                 \
   }                                                                         \
   BOOST_AUTO_TEST_CASE(linear_with_each_epilogue_and_layout) {              \
     std::mt19937 rng(3);                                                    \

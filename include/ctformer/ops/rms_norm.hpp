@@ -1,7 +1,7 @@
 // out = x / sqrt(mean(x^2) + eps) * gamma, over each row: RMSNorm (Zhang & Sennrich 2019; T5,
 // LLaMA), LayerNorm without the mean subtraction and the shift. GPT-2 does not use it; the custom
-// variant (examples/custom_variant.cpp, docs/composing-variants.md) does. Only the CPU backend has
-// it.
+// variant (examples/custom_variant.cpp, docs/composing-variants.md) does. The CUDA version is in
+// rms_norm.cuh.
 #pragma once
 
 #include <cmath>
