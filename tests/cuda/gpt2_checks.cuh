@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cuda/cuda_test_support.cuh"
@@ -142,6 +143,38 @@ void greedy_tokens_match_transformers() {
   }
 }
 
+// The CPU model with the same weight storage: float, half or bfloat16.
+template <class T>
+using CpuStorage =
+    std::conditional_t<std::is_same_v<T, float>, float,
+                       std::conditional_t<std::is_same_v<T, __half>, half, bfloat16>>;
+
+// Against the CPU reference, step by step through the decode script (a ragged prefill, decode with
+// CUDA graphs, a sequence released, a longer prefill). The CPU keeps fp32 activations while the
+// GPU keeps them in T, so beyond fp32 the difference is the activations' rounding.
+template <class T>
+void logits_match_the_cpu_reference() {
+  for (const std::string& name : kReferenceModels) {
+    const auto dir = data_dir() / "models" / name;
+    auto cpu_model = GPT2<cpu, CpuStorage<T>>::from_directory(dir);
+    auto gpu_model = GPT2<cuda, T>::from_directory(dir);
+    const auto want = run_decode_script(cpu_model, [](MatrixView<const float> logits) {
+      return std::vector<float>(logits.data, logits.data + logits.size());
+    });
+    const auto got = run_decode_script(gpu_model, logits_to_host<T>);
+    BOOST_TEST_REQUIRE(got.size() == want.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      BOOST_TEST_REQUIRE(got[i].size() == want[i].size());
+      worst = std::max(worst, error_relative_to_scale(got[i], want[i]));
+    }
+    BOOST_TEST_MESSAGE(name << " " << cuda_detail::dtype_name<T>() << ": worst logit error against "
+                            << "the CPU " << worst);
+    BOOST_TEST(worst <= (std::is_same_v<T, float> ? 1e-5 : model_tolerance<T>()),
+               name << ": " << worst);
+  }
+}
+
 // Decode steps replayed from CUDA graphs (padded to a bucket, captured after one direct run) give
 // the logits of steps run directly, unpadded; and graphs were really used.
 template <class T>
@@ -183,6 +216,9 @@ using RequireGpu = ctformer::test::RequireGpu;
   }                                                               \
   BOOST_AUTO_TEST_CASE(greedy_tokens_match_transformers) {        \
     ctformer::test::greedy_tokens_match_transformers<T>();        \
+  }                                                               \
+  BOOST_AUTO_TEST_CASE(logits_match_the_cpu_reference) {          \
+    ctformer::test::logits_match_the_cpu_reference<T>();          \
   }                                                               \
   BOOST_AUTO_TEST_CASE(decode_graphs_match_direct_steps) {        \
     ctformer::test::decode_graphs_match_direct_steps<T>();        \
