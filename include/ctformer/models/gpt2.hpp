@@ -235,10 +235,15 @@ class DecoderModel {
     buffer<SequenceSlice> slices;
     buffer<std::int64_t> last_row_ids;
 
+    // Doubling when they grow: block tables lengthen as sequences decode, and a buffer that moved
+    // makes the CUDA backend record its decode graphs again.
     void reserve(std::int64_t N, std::int64_t S, std::int64_t table_entries) {
-      grow(ids, 2 * N + table_entries);
-      grow(slices, S);
-      grow(last_row_ids, S);
+      auto at_least = [](auto& b, std::int64_t n) {
+        if (std::int64_t(b.size()) < n) grow(b, std::max(n, 2 * std::int64_t(b.size())));
+      };
+      at_least(ids, 2 * N + table_entries);
+      at_least(slices, S);
+      at_least(last_row_ids, S);
     }
     void upload() {
       B::write(std::span<const std::int32_t>(host), ids.data());
