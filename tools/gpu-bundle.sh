@@ -23,10 +23,14 @@ rm -rf "$bundle"
 mkdir -p "$bundle/bin" "$bundle/lib"
 cp "$build"/tests/cuda/cuda_*_test "$build/tests/cli/cli_cuda_test" "$build/tools/ctformer/ctformer" \
   "$build/bench/cuda/gpt2_cuda_bench" "$bundle/bin/"
+# The C++ runtime goes to lib/fallback, used only where the GPU machine's own is older.
+mkdir -p "$bundle/lib/fallback"
 deps=$(ldd "$bundle"/bin/*)
-for lib in libboost_unit_test_framework libstdc++ libgomp libgcc_s libcudart; do
+for lib in libboost_unit_test_framework libgomp libcudart libstdc++ libgcc_s; do
   path=$(awk -v l="$lib" 'index($1, l) == 1 && $3 ~ /^\// {print $3}' <<<"$deps" | head -1)
-  if [[ -n $path ]]; then cp -L "$path" "$bundle/lib/"; fi
+  to=$bundle/lib
+  [[ $lib == libstdc++ || $lib == libgcc_s ]] && to=$bundle/lib/fallback
+  if [[ -n $path ]]; then cp -L "$path" "$to/"; fi
 done
 vocab=${CTFORMER_GPT2_DIR:-../shared/gpt2}
 if [[ -f $vocab/vocab.json && -f $vocab/merges.txt ]]; then

@@ -36,9 +36,11 @@ step() {  # step NAME SECONDS COMMAND...: runs it with a time limit, logs it, re
   fi
   ((limit > deadline - SECONDS)) && limit=$((deadline - SECONDS))
   echo "=== $name: $*"
-  if timeout "$limit" "$@" >"$log/$name.log" 2>&1; then status=PASS; else status="FAIL (exit $?)"; fi
+  if timeout -k 10 "$limit" "$@" >"$log/$name.log" 2>&1; then status=PASS; else status="FAIL (exit $?)"; fi
   tail -n 15 "$log/$name.log"
   summary+=("| $name | $status | $((SECONDS - start)) s |")
+  # Kept up to date in $OUT, so that a run killed from outside still tells how far it got.
+  if [[ -n ${OUT:-} ]]; then printf '%s\n' "${summary[@]}" >"$OUT/steps.md"; fi
 }
 
 nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader \
@@ -54,16 +56,29 @@ if [[ -n $bundle ]]; then
 for d in site.getsitepackages(): print(*glob.glob(d + "/nvidia/**/libcublasLt.so.13", recursive=True))'
     } | head -1)
   fi
-  export LD_LIBRARY_PATH="$bundle/lib${cublas:+:$(dirname "$cublas")}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  export CTFORMER_TEST_DATA_DIR=$PWD/tests/data CTFORMER_CLI=$bundle/bin/ctformer
+  # The bundle's libraries for its programs only: python and torch keep their own (cudart).
+  libs=$bundle/lib${cublas:+:$(dirname "$cublas")}
+  bin=$bundle/bin
+  if env LD_LIBRARY_PATH="$libs" ldd "$bin/ctformer" 2>&1 | grep -q GLIBCXX; then
+    libs+=:$bundle/lib/fallback  # this machine's C++ runtime is older than the build machine's
+  fi
+  run_bundled=(env "LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+  wrapped=$(mktemp -d)  # the CLI, with its libraries, for the comparison script to run
+  printf '#!/bin/sh\nexec %s %q "$@"\n' "${run_bundled[*]}" "$bin/ctformer" >"$wrapped/ctformer"
+  chmod +x "$wrapped/ctformer"
+  export CTFORMER_TEST_DATA_DIR=$PWD/tests/data CTFORMER_CLI=$bin/ctformer
   [[ -d $bundle/gpt2 ]] && export CTFORMER_GPT2_DIR=$bundle/gpt2
   cat "$bundle/manifest.txt" >>"$log/gpu.txt"
-  bin=$bundle/bin
-  step libraries 10 bash -c "! ldd $bin/* | grep 'not found'"
+  # A bundle built from another commit would test other code.
+  commit=$(git rev-parse --short HEAD 2>/dev/null)
+  if [[ -n $commit ]]; then
+    step bundle-is-this-commit 5 grep -q "commit $commit," "$bundle/manifest.txt"
+  fi
+  step libraries 10 bash -c "! ${run_bundled[*]} ldd $bin/* | grep 'not found'"
   for t in "$bin"/*_test; do
-    step "$(basename "$t")" 120 "$t" --log_level=message
+    step "$(basename "$t")" 120 "${run_bundled[@]}" "$t" --log_level=message
   done
-  cli=$bin/ctformer bench_program=$bin/gpt2_cuda_bench tests=$bin
+  cli=$wrapped/ctformer bench_program=$bin/gpt2_cuda_bench tests=$bin
 else
   build=${CTFORMER_BUILD_DIR:-build-gpu}
   step configure 120 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=native
@@ -71,18 +86,18 @@ else
   step ctest 600 ctest --test-dir "$build" --output-on-failure -j 4 --timeout 300
   step ctest-cuda 300 ctest --test-dir "$build" -L cuda -V --timeout 300
   cli=$build/tools/ctformer/ctformer bench_program=$build/bench/cuda/gpt2_cuda_bench
-  tests=$build/tests/cuda
+  tests=$build/tests/cuda run_bundled=(env)
 fi
 
-step bench 150 "$bench_program"
+step bench 150 "${run_bundled[@]}" "$bench_program"
 
 # Quick shapes under the sanitizers. The out-of-memory test's failing cudaMalloc is on purpose:
 # API errors are the code's own to report (and it does), so the sanitizer reports memory only.
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 sanitize() {  # sanitize TOOL: the CUDA tests under compute-sanitizer's TOOL
   for t in cuda_kernels_f16_test cuda_gpt2_f16_test cuda_decode_graphs_test cuda_kernels_f32_test; do
-    step "$1-$t" 90 env CTFORMER_TEST_QUICK=1 "$sanitizer" --tool "$1" --error-exitcode 1 \
-      --report-api-errors no "$tests/$t"
+    step "$1-$t" 90 "${run_bundled[@]}" CTFORMER_TEST_QUICK=1 "$sanitizer" --tool "$1" \
+      --error-exitcode 1 --report-api-errors no "$tests/$t"
   done
 }
 sanitize memcheck

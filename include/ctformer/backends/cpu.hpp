@@ -43,7 +43,8 @@ struct cpu {
     // unless a test sets it, to check the padding on the CPU reference.
     std::int64_t pad_to_multiple = 1;
     std::int64_t padded_batch(std::int64_t sequences) const {
-      return (sequences + pad_to_multiple - 1) / pad_to_multiple * pad_to_multiple;
+      const std::int64_t m = std::max<std::int64_t>(pad_to_multiple, 1);
+      return (sequences + m - 1) / m * m;
     }
     template <class F>
     void run(std::int64_t /*batch*/, std::span<const void* const> /*addresses*/, F&& launch) {

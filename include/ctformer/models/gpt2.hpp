@@ -107,10 +107,16 @@ class DecoderModel {
                           ops::Epilogue::none, logits);
     };
     if (step_.decode) {
+      // What a replayed step would read and write: the buffers, and the cache's place and shape.
       const KvLayerView<A> kv = cache.layer(0);
-      const void* const addresses[] = {w.arena.data(),      step_.ids.data(),
-                                       step_.slices.data(), step_.last_row_ids.data(),
-                                       kv.keys.data,        kv.values.data};
+      const void* const addresses[] = {w.arena.data(),
+                                       step_.ids.data(),
+                                       step_.slices.data(),
+                                       step_.last_row_ids.data(),
+                                       kv.keys.data,
+                                       kv.values.data,
+                                       reinterpret_cast<const void*>(cache.num_blocks()),
+                                       reinterpret_cast<const void*>(cache.block_size())};
       graphs_.run(S, addresses, launch);
     } else {
       launch();
@@ -226,8 +232,8 @@ class DecoderModel {
   // The current step as the ops read it: built on the host, then written to backend memory (three
   // copies per step on CUDA; the buffers grow to the largest step seen, then are reused).
   struct StepLayout {
-    std::int64_t n = 0, max_new_rows = 0;  // n: rows, padding included
-    bool decode = false;                                   // one new token per sequence
+    std::int64_t n = 0, max_new_rows = 0;      // n: rows, padding included
+    bool decode = false;                       // one new token per sequence
     std::vector<std::int32_t> host;            // tokens (N) | positions (N) | block tables
     std::vector<SequenceSlice> slices_host;    // (S); block_table points into `ids`
     std::vector<std::int64_t> last_rows_host;  // (S): the row of each step's last token
@@ -256,9 +262,7 @@ class DecoderModel {
     std::span<const std::int64_t> last_rows() const {
       return {last_row_ids.data(), last_rows_host.size()};
     }
-    StepSlices slices_view() const {
-      return {{slices.data(), slices_host.size()}, max_new_rows};
-    }
+    StepSlices slices_view() const { return {{slices.data(), slices_host.size()}, max_new_rows}; }
   } step_;
 
   // Every activation of a step in one allocation (the "arena"), carved into the regions below. It

@@ -38,9 +38,9 @@ class Context {
   void* scratch(std::size_t bytes) {
     if (bytes > scratch_.size()) {
       CTFORMER_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old area may still be in use
+      ++scratch_generation_;  // before the free: the area is gone even if the allocation fails
       scratch_ = {};
       scratch_ = DeviceBuffer<std::byte>(bytes + bytes / 2);
-      ++scratch_generation_;
     }
     return scratch_.data();
   }

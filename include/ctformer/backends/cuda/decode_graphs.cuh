@@ -73,12 +73,12 @@ class DecodeGraphs {
   void run(std::int64_t batch, std::span<const void* const> addresses, F&& launch) {
     if (!enabled_ || batch > kMaxBatch) return launch();
     Bucket& bucket = buckets_[batch];
-    std::vector<const void*> signature(addresses.begin(), addresses.end());
-    signature.push_back(reinterpret_cast<const void*>(context().scratch_generation()));
-    if (bucket.signature != signature) {  // new, or its memory moved: run it, capture it next time
+    if (bucket.signature != signature(addresses)) {  // new, or its memory moved
       bucket = Bucket{};
-      bucket.signature = std::move(signature);
-      return launch();
+      launch();
+      // Taken after the run, which may have grown the scratch area: the next step is captured.
+      bucket.signature = signature(addresses);
+      return;
     }
     if (!bucket.graph && !capture(batch, bucket, launch)) return launch();
     CTFORMER_CUDA_CHECK(cudaGraphLaunch(bucket.graph.get(), context().stream()));
@@ -89,6 +89,13 @@ class DecodeGraphs {
   struct ExecDeleter {
     void operator()(cudaGraphExec_t g) const { cudaGraphExecDestroy(g); }
   };
+  // The step's buffers and the scratch area's generation.
+  static std::vector<const void*> signature(std::span<const void* const> addresses) {
+    std::vector<const void*> s(addresses.begin(), addresses.end());
+    s.push_back(reinterpret_cast<const void*>(context().scratch_generation()));
+    return s;
+  }
+
   struct Bucket {
     std::vector<const void*> signature;
     std::unique_ptr<std::remove_pointer_t<cudaGraphExec_t>, ExecDeleter> graph;
@@ -108,6 +115,8 @@ class DecodeGraphs {
         launch();
       } catch (const std::exception& x) {
         error = x.what();
+      } catch (...) {
+        error = "an exception that is not a std::exception";
       }
       e = cudaStreamEndCapture(stream, &graph);  // ends the capture even after an exception
     }
