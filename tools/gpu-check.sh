@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One command for a machine with a CUDA GPU: every CUDA test (with CTFORMER_REQUIRE_GPU=1, so that a
 # GPU the kernels cannot run on fails rather than skips), compute-sanitizer (memcheck, racecheck)
-# over the CUDA tests, the CUDA benchmark, the seed workload beside transformers on the same GPU,
-# and a summary to paste into docs/gpu-log.md.
+# over the CUDA tests, the CUDA benchmark, a batch-1 decode step's kernels under Nsight Compute, the
+# seed workload beside transformers on the same GPU, and a summary to paste into docs/gpu-log.md.
 #
 #   tools/gpu-check.sh [LOG_DIR]
 #       configures for the GPU's own architecture, builds and runs every test (needs what
@@ -91,6 +91,17 @@ fi
 
 step bench 150 "${run_bundled[@]}" "$bench_program"
 
+# Where a batch-1 decode step's GPU time goes, kernel by kernel (direct launches, fp16).
+ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
+if [[ -n $ncu ]]; then
+  step profile-decode 120 "${run_bundled[@]}" "$ncu" --nvtx --nvtx-include decode-direct/ \
+    --metrics gpu__time_duration.sum --csv --page raw "$bench_program" --batch 1 --decode-steps 4 \
+    --dtype fp16
+  python3 tools/kernel_times.py "$log/profile-decode.log" --steps 4 >"$log/kernel-times.md" 2>&1
+else
+  summary+=("| profile-decode | SKIPPED: no ncu (Nsight Compute) on this machine | 0 s |")
+fi
+
 # Quick shapes under the sanitizers. The out-of-memory test's failing cudaMalloc is on purpose:
 # API errors are the code's own to report (and it does), so the sanitizer reports memory only.
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
@@ -137,6 +148,9 @@ sanitize racecheck
   echo '```'
   grep -hE "GPU:|tokens/s|graphs failed" "$log/bench.log"
   echo '```'
+  echo "Batch-1 decode step, kernel by kernel (fp16, Nsight Compute, tools/kernel_times.py):"
+  cat "$log/kernel-times.md" 2>/dev/null
+  echo
   echo "Seed workload beside transformers, fp16:"
   grep -shE "^\||prompts, greedy" "$log/compare-fp16.log"
 } | tee "$log/summary.md"

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include <nvtx3/nvToolsExt.h>
 #include <nlohmann/json.hpp>
 
 #include "ctformer/ctformer.hpp"
@@ -109,6 +110,8 @@ void run(const std::filesystem::path& dir, const std::vector<Shape>& shapes,
         ops::Argmax<ctformer::cuda>::run(model.forward(steps, cache), next);
         const double prefill = seconds(start);
         std::vector<double> step_ms;
+        // What tools/gpu-check.sh profiles (Nsight Compute's --nvtx-include decode-direct/).
+        if (round == 1) nvtxRangePushA(graphs ? "decode-graphs" : "decode-direct");
         for (std::int64_t s = 0; s < decode_steps; ++s) {
           for (std::int64_t b = 0; b < batch; ++b)
             steps[b].tokens = std::span<const std::int32_t>(next.data() + b, 1);
@@ -117,6 +120,7 @@ void run(const std::filesystem::path& dir, const std::vector<Shape>& shapes,
           step_ms.push_back(seconds(start) * 1e3);
         }
         if (round == 0) continue;
+        nvtxRangePop();
         double total = 0;
         for (const double ms : step_ms) total += ms;
         std::sort(step_ms.begin(), step_ms.end());

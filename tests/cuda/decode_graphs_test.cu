@@ -1,7 +1,8 @@
 // ctformer::cuda::DecodeGraphs on its own, with a one-kernel "step" that counts its runs in device
 // memory: a bucket runs directly, then is captured and replayed; moved memory means a direct run
-// and a new capture; a step that cannot be captured switches graphs off and still runs. The
-// model-level check (graphs give the logits of direct steps) is in gpt2_checks.cuh.
+// and a new capture, as does a moved scratch area; a step that cannot be captured switches graphs
+// off and still runs. The model-level check (graphs give the logits of direct steps) is in
+// gpt2_checks.cuh.
 #define BOOST_TEST_MODULE cuda_decode_graphs
 #include "cuda/cuda_test_support.cuh"
 
@@ -93,4 +94,27 @@ BOOST_AUTO_TEST_CASE(a_step_that_cannot_be_captured_runs_directly_and_switches_g
   BOOST_TEST(graphs.captures() == 0);
   // The backend's stream works normally afterwards.
   CTFORMER_CUDA_CHECK(cudaStreamSynchronize(cuda_detail::stream()));
+}
+
+BOOST_AUTO_TEST_CASE(a_moved_scratch_area_means_a_new_capture) {
+  // Ops keep temporaries (attention's split partials) in the context's scratch area; when it grows
+  // it moves, and a graph that recorded the old address must not be replayed.
+  ctformer::cuda::DecodeGraphs graphs;
+  graphs.set_enabled(true);
+  Counter counter;
+  const void* const addresses[] = {counter.device.data()};
+  auto launch = [&] { counter.launch(); };
+  graphs.run(1, addresses, launch);  // direct
+  graphs.run(1, addresses, launch);  // captured, replayed
+  BOOST_TEST(graphs.captures() == 1);
+  cuda_detail::Context& context = cuda_detail::context();
+  const std::uint64_t generation = context.scratch_generation();
+  context.scratch(std::size_t(64) << 20);  // more than this program has asked for
+  BOOST_TEST(context.scratch_generation() != generation);
+  graphs.run(1, addresses, launch);  // the signature changed: direct
+  BOOST_TEST(graphs.captures() == 1);
+  BOOST_TEST(graphs.replays() == 1);
+  graphs.run(1, addresses, launch);  // captured anew
+  BOOST_TEST(graphs.captures() == 2);
+  BOOST_TEST(counter.value() == 4);
 }

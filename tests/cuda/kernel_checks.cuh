@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <string>
@@ -131,6 +132,21 @@ void check_linear(std::mt19937& rng) {
                  epilogue == ops::Epilogue::bias_residual ? 2 * kernel_tolerance<T>()
                                                           : kernel_tolerance<T>());
       }
+  // Operands that start one row into their buffer, with odd widths: x and out are only 2-byte
+  // aligned in fp16/bf16, and cuBLASLt must be asked for algorithms that allow it.
+  const std::int64_t N = 3, K = 77, M = 45;
+  const auto x = random_values<T>((N + 1) * K, rng);
+  const auto w = random_values<T>(K * M, rng, 0.05f);
+  const auto bias = random_values<T>(M, rng);
+  std::vector<float> want(std::size_t(N * M));
+  ops::Linear<cpu>::run<float>({x.data() + K, N, K}, {w.data(), K, M}, WeightLayout::in_out, bias,
+                               ops::Epilogue::bias_gelu, {want.data(), N, M});
+  const auto d_x = to_device<T>(x), d_w = to_device<T>(w), d_bias = to_device<T>(bias);
+  auto out = poisoned<T>((N + 1) * M);
+  ops::Linear<cuda>::run<T>({d_x.data() + K, N, K}, {d_w.data(), K, M}, WeightLayout::in_out,
+                            {d_bias.data(), std::size_t(M)}, ops::Epilogue::bias_gelu,
+                            {out.data() + M, N, M});
+  check<T>(to_host(out.data() + M, N * M), want, "linear on operands that start mid-row");
 }
 
 // A ragged step over a paged cache with shuffled blocks: AppendKv, then PagedAttention.
@@ -209,6 +225,17 @@ void check_attention(std::mt19937& rng) {
     for (auto& p : past) p = length(rng);
     check_attention_case<T>(rng, D, 2, 16, past, ones);   // decode, a batch of 33
     check_attention_case<T>(rng, D, 2, 16, {1023}, {1});  // decode, split along the sequence
+    // Decode lengths on the edges of a tile (32 keys) and of a split (kMinKeysPerSplit = 64),
+    // the first token of a sequence among them (31 splits of its 32 have no keys).
+    const std::vector<std::int64_t> edges = {0, 31, 32, 63, 64, 65, 256, 257, 1023};
+    check_attention_case<T>(rng, D, 2, 16, edges, std::vector<std::int64_t>(edges.size(), 1));
+  }
+  {  // A decode batch that fills the GPU without splitting: one block per sequence and head.
+    const std::int64_t n_head = 4, S = cuda_detail::ceil_div(
+                                       2 * cuda_detail::context().device().multiprocessors, n_head);
+    std::vector<std::int64_t> past(static_cast<std::size_t>(S)), ones(past.size(), 1);
+    for (auto& p : past) p = length(rng);
+    check_attention_case<T>(rng, 64, n_head, 16, past, ones);
   }
   if (!quick()) {
     check_attention_case<T>(rng, 64, 2, 16, {0}, {1024});  // a 1024 prefill
@@ -224,6 +251,9 @@ void check_rows_and_argmax(std::mt19937& rng) {
     for (std::int64_t i = 0; i < M; ++i) {  // a tie for the max: the lower index must win
       const std::int64_t a = i * V + std::int64_t(rng() % V), b = i * V + std::int64_t(rng() % V);
       logits[a] = logits[b] = 100.0f;
+      if (i % 4 == 1)  // NaNs outrank every number: the first NaN must win, whatever the order
+        logits[i * V + std::int64_t(rng() % V)] = logits[i * V + std::int64_t(rng() % V)] =
+            std::numeric_limits<float>::quiet_NaN();
     }
     std::vector<std::int32_t> want(M), got(M, -1);
     ops::Argmax<cpu>::run({logits.data(), M, V}, want);
@@ -268,6 +298,19 @@ void check_sampling(std::mt19937& rng) {
   // T values); they differ only in the order of a double-precision sum, so any disagreement is a
   // bug, not rounding, unless a draw falls within ~1e-15 of a boundary.
   BOOST_TEST(got == want, boost::test_tools::per_element());
+
+  // A batch that only decodes greedily (no sort, no CUB temporary storage) over GPT-2's vocabulary,
+  // one row with a penalty.
+  const std::int64_t greedy_rows = 3, vocab = 50257;
+  const auto greedy_logits = random_values<T>(greedy_rows * vocab, rng, 3.0f);
+  std::vector<ops::SamplingRow> greedy(greedy_rows);
+  greedy[1].repetition_penalty = 1.3f;
+  greedy[1].history = history;
+  std::vector<std::int32_t> greedy_want(greedy_rows), greedy_got(greedy_rows, -1);
+  ops::Sample<cpu>::run({greedy_logits.data(), greedy_rows, vocab}, greedy, greedy_want);
+  const auto d_greedy_logits = to_device<T>(greedy_logits);
+  ops::Sample<cuda>::run<T>({d_greedy_logits.data(), greedy_rows, vocab}, greedy, greedy_got);
+  BOOST_TEST(greedy_got == greedy_want, boost::test_tools::per_element());
 }
 
 template <class T>

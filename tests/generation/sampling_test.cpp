@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
+#include <random>
+#include <string>
 #include <vector>
 
 #include "ctformer/ctformer.hpp"
@@ -160,6 +163,80 @@ BOOST_AUTO_TEST_CASE(repetition_penalty_is_transformers_rule) {
   rows[0] = {0.0f, 0, 1.0f, 1.2f, 0, 0, history};
   ops::Sample<cpu>::run({negative.data(), 1, 4}, rows, {&id, 1});
   BOOST_TEST(id == 2);  // -0.45 * 1.2 = -0.54 < -0.5
+}
+
+BOOST_AUTO_TEST_CASE(greedy_picks_as_torch_argmax_does) {
+  // The first of equal maxima; a NaN above any number (the first NaN), so that a model that
+  // overflowed gives the same token on every backend. Independent reference: numpy.argmax gives
+  // 1, 2 and 0 for these rows (numpy 2.4.6); torch.argmax orders NaN the same way (GreaterOrNan).
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> logits = {1.0f, 3.0f, 3.0f, -2.0f,  //
+                                     5.0f, 4.0f, nan,  nan,    //
+                                     nan,  9.0f, nan,  1.0f};
+  std::vector<std::int32_t> ids(3, -1);
+  ops::Argmax<cpu>::run({logits.data(), 3, 4}, ids);
+  BOOST_TEST(ids == (std::vector<std::int32_t>{1, 2, 0}), boost::test_tools::per_element());
+  const std::vector<ops::SamplingRow> rows(3);  // temperature 0: greedy
+  ids.assign(3, -1);
+  ops::Sample<cpu>::run({logits.data(), 3, 4}, rows, ids);
+  BOOST_TEST(ids == (std::vector<std::int32_t>{1, 2, 0}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(argmax_over_a_whole_vocabulary_row) {
+  // Rows as long as GPT-2's vocabulary: ties and NaNs in different lanes of the vectorised loop and
+  // in its tail, against a plain first-occurrence scan.
+  const std::int64_t V = 50257;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  auto first_of = [](const std::vector<float>& row, auto is_best) {
+    return std::int32_t(std::find_if(row.begin(), row.end(), is_best) - row.begin());
+  };
+  for (const auto& [a, b] : {std::pair<std::int64_t, std::int64_t>{17, 40000},
+                             {40000, 17},
+                             {3, 50256},
+                             {50250, 50256},
+                             {50256, 50256}}) {
+    std::vector<float> row(V);
+    for (float& x : row) x = normal(rng);
+    row[std::size_t(a)] = row[std::size_t(b)] = 9.0f;
+    std::int32_t id = -1;
+    ops::Argmax<cpu>::run({row.data(), 1, V}, {&id, 1});
+    BOOST_TEST(id == first_of(row, [](float x) { return x == 9.0f; }));
+    row[std::size_t(b)] = row[std::size_t(a) / 2] = std::numeric_limits<float>::quiet_NaN();
+    ops::Argmax<cpu>::run({row.data(), 1, V}, {&id, 1});
+    BOOST_TEST(id == first_of(row, [](float x) { return std::isnan(x); }));
+  }
+  const std::vector<float> minus_infinity(V, -std::numeric_limits<float>::infinity());
+  std::int32_t id = -1;
+  ops::Argmax<cpu>::run({minus_infinity.data(), 1, V}, {&id, 1});
+  BOOST_TEST(id == 0);
+}
+
+BOOST_AUTO_TEST_CASE(mismatched_sizes_and_foreign_history_tokens_are_refused) {
+  auto says = [](std::string part) {
+    return [part](const InputError& e) {
+      BOOST_TEST_MESSAGE(e.what());
+      return std::string(e.what()).find(part) != std::string::npos;
+    };
+  };
+  const std::vector<float> logits(8, 0.0f);  // (2, 4)
+  std::vector<std::int32_t> ids(2, -1);
+  const std::vector<ops::SamplingRow> one_row(1);
+  BOOST_CHECK_EXCEPTION(ops::Sample<cpu>::run({logits.data(), 2, 4}, one_row, ids), InputError,
+                        says("1 sampling rows and 2 ids for 2 rows of logits"));
+  std::vector<std::int32_t> three_ids(3, -1);
+  BOOST_CHECK_EXCEPTION(ops::Argmax<cpu>::run({logits.data(), 2, 4}, three_ids), InputError,
+                        says("3 ids for 2 rows of logits"));
+  const std::vector<std::int32_t> history = {1, 4};
+  std::vector<ops::SamplingRow> rows(2);
+  rows[1].repetition_penalty = 1.3f;
+  rows[1].history = history;
+  BOOST_CHECK_EXCEPTION(ops::Sample<cpu>::run({logits.data(), 2, 4}, rows, ids), InputError,
+                        says("history token 4 of row 1 is outside the vocabulary"));
+  BOOST_TEST(ids == (std::vector<std::int32_t>{-1, -1}), boost::test_tools::per_element());
+  rows[1].repetition_penalty = 1.0f;  // no penalty: the history is not read
+  ops::Sample<cpu>::run({logits.data(), 2, 4}, rows, ids);
+  BOOST_TEST(ids == (std::vector<std::int32_t>{0, 0}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(the_counter_based_stream_is_uniform_and_seed_dependent) {

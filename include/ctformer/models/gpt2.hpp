@@ -5,7 +5,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -110,9 +112,8 @@ class DecoderModel {
       // What a replayed step would read and write: the buffers, and the cache's place and shape.
       const KvLayerView<A> kv = cache.layer(0);
       const void* const addresses[] = {w.arena.data(),
-                                       step_.ids.data(),
-                                       step_.slices.data(),
-                                       step_.last_row_ids.data(),
+                                       step_.memory.data(),
+                                       reinterpret_cast<const void*>(step_.max_sequences),
                                        kv.keys.data,
                                        kv.values.data,
                                        reinterpret_cast<const void*>(cache.num_blocks()),
@@ -197,7 +198,7 @@ class DecoderModel {
       const auto n = std::int64_t(step.tokens.size());
       cache.grow(step.sequence, n);
       const auto table = cache.block_table(step.sequence);
-      step_.slices_host.push_back({row, n, past, step_.ids.data() + ids.size()});
+      step_.slices_host.push_back({row, n, past, step_.ids() + ids.size()});
       ids.insert(ids.end(), table.begin(), table.end());
       for (std::int64_t i = 0; i < n; ++i) {
         ids[std::size_t(row + i)] = step.tokens[std::size_t(i)];
@@ -207,7 +208,7 @@ class DecoderModel {
       step_.last_rows_host.push_back(row - 1);
     }
     if (row < rows) {
-      const std::int32_t* padding_table = step_.ids.data() + ids.size();
+      const std::int32_t* padding_table = step_.ids() + ids.size();
       ids.push_back(cache.padding_block());
       for (; row < rows; ++row) {
         step_.slices_host.push_back({row, 1, 0, padding_table});
@@ -229,40 +230,60 @@ class DecoderModel {
   template <class E>
   using buffer = typename B::template buffer<E>;
 
-  // The current step as the ops read it: built on the host, then written to backend memory (three
-  // copies per step on CUDA; the buffers grow to the largest step seen, then are reused).
+  // The current step as the ops read it: built on the host, then written to backend memory in one
+  // copy (each copy costs a CUDA decode step a few microseconds of host time).
   struct StepLayout {
     std::int64_t n = 0, max_new_rows = 0;      // n: rows, padding included
     bool decode = false;                       // one new token per sequence
     std::vector<std::int32_t> host;            // tokens (N) | positions (N) | block tables
-    std::vector<SequenceSlice> slices_host;    // (S); block_table points into `ids`
+    std::vector<SequenceSlice> slices_host;    // (S); block_table points into ids()
     std::vector<std::int64_t> last_rows_host;  // (S): the row of each step's last token
-    buffer<std::int32_t> ids;                  // backend copies of the three above
-    buffer<SequenceSlice> slices;
-    buffer<std::int64_t> last_row_ids;
 
-    // Doubling when they grow: block tables lengthen as sequences decode, and a buffer that moved
+    // The backend copy, one buffer: slices (S) | last rows (S) | host (ids), each region at an
+    // offset fixed by the capacities, so that the step's addresses only change when it grows.
+    buffer<std::byte> memory;
+    std::int64_t max_sequences = 0, max_ids = 0;
+    std::vector<std::byte> staging;  // what one write copies
+
+    // Doubling when it grows: block tables lengthen as sequences decode, and memory that moved
     // makes the CUDA backend record its decode graphs again.
     void reserve(std::int64_t N, std::int64_t S, std::int64_t table_entries) {
-      auto at_least = [](auto& b, std::int64_t n) {
-        if (std::int64_t(b.size()) < n) grow(b, std::max(n, 2 * std::int64_t(b.size())));
-      };
-      at_least(ids, 2 * N + table_entries);
-      at_least(slices, S);
-      at_least(last_row_ids, S);
+      const std::int64_t ids = 2 * N + table_entries;
+      if (S <= max_sequences && ids <= max_ids) return;
+      if (S > max_sequences) max_sequences = std::max(S, 2 * max_sequences);
+      if (ids > max_ids) max_ids = std::max(ids, 2 * max_ids);
+      grow(memory, ids_offset() + max_ids * std::int64_t(sizeof(std::int32_t)));
     }
     void upload() {
-      B::write(std::span<const std::int32_t>(host), ids.data());
-      B::write(std::span<const SequenceSlice>(slices_host), slices.data());
-      B::write(std::span<const std::int64_t>(last_rows_host), last_row_ids.data());
+      auto place = [this](const auto& v, std::int64_t offset) {
+        std::memcpy(staging.data() + offset, v.data(), v.size() * sizeof(v[0]));
+      };
+      staging.resize(std::size_t(ids_offset()) + host.size() * sizeof(std::int32_t));
+      place(slices_host, 0);
+      place(last_rows_host, last_rows_offset());
+      place(host, ids_offset());
+      B::write(std::span<const std::byte>(staging), memory.data());
     }
-    std::span<const std::int32_t> tokens() const { return {ids.data(), std::size_t(n)}; }
-    std::span<const std::int32_t> positions() const { return {ids.data() + n, std::size_t(n)}; }
+    std::int64_t last_rows_offset() const {
+      return max_sequences * std::int64_t(sizeof(SequenceSlice));
+    }
+    std::int64_t ids_offset() const {
+      return last_rows_offset() + max_sequences * std::int64_t(sizeof(std::int64_t));
+    }
+    const std::int32_t* ids() const {
+      return reinterpret_cast<const std::int32_t*>(memory.data() + ids_offset());
+    }
+    std::span<const std::int32_t> tokens() const { return {ids(), std::size_t(n)}; }
+    std::span<const std::int32_t> positions() const { return {ids() + n, std::size_t(n)}; }
     std::int64_t sequences() const { return std::int64_t(slices_host.size()); }
     std::span<const std::int64_t> last_rows() const {
-      return {last_row_ids.data(), last_rows_host.size()};
+      return {reinterpret_cast<const std::int64_t*>(memory.data() + last_rows_offset()),
+              last_rows_host.size()};
     }
-    StepSlices slices_view() const { return {{slices.data(), slices_host.size()}, max_new_rows}; }
+    StepSlices slices_view() const {
+      return {{reinterpret_cast<const SequenceSlice*>(memory.data()), slices_host.size()},
+              max_new_rows};
+    }
   } step_;
 
   // Every activation of a step in one allocation (the "arena"), carved into the regions below. It

@@ -69,8 +69,9 @@ void with_head_size(std::int64_t head_size, F&& f) {
 namespace ops {
 namespace cuda_kernels {
 
-__device__ __forceinline__ std::int64_t cache_row(const SequenceSlice& s, std::int64_t position,
-                                                  std::int64_t block_size) {
+// In 32 bits (positions are below n_positions): a 64-bit division is a long instruction sequence.
+__device__ __forceinline__ std::int64_t cache_row(const SequenceSlice& s, int position,
+                                                  int block_size) {
   return std::int64_t(s.block_table[position / block_size]) * block_size + position % block_size;
 }
 
@@ -99,7 +100,7 @@ __global__ void __launch_bounds__(kAppendThreads)
                      T* __restrict__ values) {  // (cache rows, C)
   const std::int64_t i = blockIdx.x;
   const SequenceSlice s = slices[find_slice(slices, num_slices, i)];
-  const std::int64_t r = cache_row(s, s.past_length + (i - s.first_row), block_size);
+  const std::int64_t r = cache_row(s, int(s.past_length + (i - s.first_row)), int(block_size));
   const T* row = qkv + i * 3 * C;
   for (std::int64_t c = threadIdx.x; c < C; c += kAppendThreads) {
     keys[r * C + c] = row[C + c];
@@ -143,6 +144,10 @@ __global__ void __launch_bounds__(Shape::kThreads) attention_kernel(AttentionPar
   using cuda_detail::to_float;
   constexpr int kRows = Shape::kRows, kKeys = Shape::kKeys, kThreads = Shape::kThreads;
   constexpr int kRowsPerWarp = Shape::kRowsPerWarp, kDPerLane = Shape::kDPerLane;
+  // Cache rows are C = n_head * D elements and D is a multiple of 16, so every key's head starts
+  // 16-byte aligned (the cache is one cudaMalloc, each layer a whole number of rows into it).
+  constexpr int kVector = cuda_detail::kVectorWidth<T>, kLoadsPerKey = D / kVector;
+  static_assert(D % kVector == 0);
   __shared__ float q_s[kRows][D];      // (rows, D): the block's queries, pre-scaled
   __shared__ float k_s[kKeys][D + 1];  // (keys, D), padded: lane j reads row j conflict-free
   __shared__ float v_s[kKeys][D];      // (keys, D)
@@ -181,17 +186,21 @@ __global__ void __launch_bounds__(Shape::kThreads) attention_kernel(AttentionPar
 
   for (std::int64_t tile = key_begin; tile < key_end; tile += kKeys) {
     __syncthreads();  // the previous tile is consumed (and q_s written, the first time)
-    for (int idx = int(threadIdx.x); idx < kKeys * D; idx += kThreads) {
-      const int j = idx / D, d = idx % D;
+    // 16 bytes per load: a key's head is D contiguous elements, its cache row found once a load.
+    for (int idx = int(threadIdx.x); idx < kKeys * kLoadsPerKey; idx += kThreads) {
+      const int j = idx / kLoadsPerKey, d = idx % kLoadsPerKey * kVector;
       const std::int64_t t = tile + j;
-      float k = 0.0f, v = 0.0f;
+      float k[kVector] = {}, v[kVector] = {};
       if (t < key_end) {
-        const std::int64_t at = cache_row(s, t, p.block_size) * C + head * D + d;
-        k = to_float(p.keys[at]);
-        v = to_float(p.values[at]);
+        const std::int64_t at = cache_row(s, int(t), int(p.block_size)) * C + head * D + d;
+        cuda_detail::load_vector(p.keys + at, k);
+        cuda_detail::load_vector(p.values + at, v);
       }
-      k_s[j][d] = k;
-      v_s[j][d] = v;
+#pragma unroll
+      for (int e = 0; e < kVector; ++e) {
+        k_s[j][d + e] = k[e];
+        v_s[j][d + e] = v[e];
+      }
     }
     __syncthreads();
 
@@ -338,8 +347,14 @@ struct PagedAttention<cuda> {
                                                   int(n_head),
                                                   int(splits),
                                                   scale * 1.4426950408889634f};  // log2(e)
-    const dim3 grid(unsigned(S), unsigned(ceil_div(step.max_new_rows, Shape::kRows)),
-                    unsigned(n_head * splits));
+    const std::int64_t query_blocks = ceil_div(step.max_new_rows, Shape::kRows);
+    if (query_blocks > 65535 || n_head * splits > 65535)
+      throw InputError("PagedAttention: " + std::to_string(step.max_new_rows) +
+                       " new tokens of one sequence and " + std::to_string(n_head) +
+                       " heads are more than the kernel's grid allows (" +
+                       std::to_string(65535 * Shape::kRows) +
+                       " tokens, 65535 heads); run the prompt in shorter chunks");
+    const dim3 grid(unsigned(S), unsigned(query_blocks), unsigned(n_head * splits));
     cuda_kernels::attention_kernel<T, D, Shape>
         <<<grid, Shape::kThreads, 0, context.stream()>>>(params);
     CTFORMER_CUDA_CHECK_LAUNCH("attention_kernel");

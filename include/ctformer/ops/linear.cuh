@@ -13,11 +13,13 @@
 #include <cublasLt.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "ctformer/backends/cuda.hpp"
 #include "ctformer/core/matrix_view.hpp"
@@ -88,17 +90,19 @@ bool matmul(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, co
   const Layout layout_d(type, m, n, ldd);
 
   // The heuristic's choice depends on the shape, the epilogue and the pointers' alignment: it is
-  // asked once per combination, then remembered.
+  // asked once per combination, then remembered. It is told each operand's alignment (it assumes
+  // 256 bytes otherwise, and may pick an algorithm that fails on a view that starts mid-row).
   auto alignment = [](const void* p) {
-    const auto address = reinterpret_cast<std::uintptr_t>(p);
-    return std::int64_t(address % 16 == 0 ? 16 : address % 8 == 0 ? 8 : address % 4 == 0 ? 4 : 2);
+    return std::uint32_t(std::min<std::uintptr_t>(
+        256, std::uintptr_t(1) << std::countr_zero(reinterpret_cast<std::uintptr_t>(p) | 256)));
   };
+  const std::uint32_t align_a = alignment(a), align_b = alignment(b), align_d = alignment(d);
   const cuda_detail::Context::GemmKey key{std::int64_t(type) * 2 + transpose_a,
                                           m,
                                           n,
                                           k,
                                           std::int64_t(epilogue) * 2 + (beta != 0),
-                                          alignment(a) * 64 + alignment(b) * 4 + alignment(d) / 4,
+                                          std::int64_t(align_a) << 18 | align_b << 9 | align_d,
                                           bias ? alignment(bias) : 0,
                                           lda * 1'000'003 + ldb * 1'009 + ldd};
   auto [choice, inserted] = context.gemm_choices().try_emplace(key);
@@ -111,6 +115,13 @@ bool matmul(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, co
     const std::size_t workspace = context.blas_workspace_bytes();
     CTFORMER_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(
         preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof(workspace)));
+    for (const auto& [attribute, bytes] :
+         {std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a},
+          std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b},
+          std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_d},
+          std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_d}})
+      CTFORMER_CUDA_CHECK(
+          cublasLtMatmulPreferenceSetAttribute(preference, attribute, &bytes, sizeof(bytes)));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
@@ -166,6 +177,9 @@ struct Linear<cuda> {
                   std::span<const std::type_identity_t<T>> bias,  // (M), empty for none
                   Epilogue epilogue,
                   MatrixView<T> out) {  // (N, M)
+    const bool in_out = layout == WeightLayout::in_out;
+    check_linear_shapes(x, in_out ? w.rows : w.cols, in_out ? w.cols : w.rows, bias.size(),
+                        epilogue, out);
     const std::int64_t N = x.rows, K = x.cols, M = out.cols;
     if (N == 0) return;
     // Row-major out (N, M) is column-major (M, N) = op(W) (M, K) x X^T (K, N): W row-major (K, M)

@@ -7,16 +7,36 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
 
 #include "ctformer/backends/cpu.hpp"
+#include "ctformer/core/error.hpp"
 #include "ctformer/core/matrix_view.hpp"
 #include "ctformer/ops/packed_matmul.hpp"
 
 namespace ctformer::ops {
+
+// Throws InputError unless x (N, K), a weight of K inputs and M outputs, the bias and out (N, M)
+// agree: a wrong composition of layers is named here rather than read out of bounds (which on a
+// GPU would end the process's CUDA context).
+template <class X, class Y>
+void check_linear_shapes(MatrixView<X> x, std::int64_t in, std::int64_t out_features,
+                         std::size_t bias, Epilogue epilogue, MatrixView<Y> out) {
+  const bool needs_bias = epilogue != Epilogue::none;
+  if (x.cols == in && out.cols == out_features && x.rows == out.rows &&
+      (!needs_bias || bias == std::size_t(out_features)))
+    return;
+  throw InputError("Linear: x (" + std::to_string(x.rows) + " x " + std::to_string(x.cols) +
+                   ") by a weight of " + std::to_string(in) + " inputs and " +
+                   std::to_string(out_features) + " outputs into out (" + std::to_string(out.rows) +
+                   " x " + std::to_string(out.cols) + ")" +
+                   (needs_bias ? " with a bias of " + std::to_string(bias) : std::string()) +
+                   ": the shapes do not agree");
+}
 
 template <class Backend>
 struct Linear;
@@ -39,6 +59,7 @@ struct Linear<cpu> {
                   std::span<const std::type_identity_t<T>> bias,  // (out), empty for none
                   Epilogue epilogue,
                   MatrixView<float> out) {  // (N, out)
+    check_linear_shapes(x, w.in(), w.out(), bias.size(), epilogue, out);
     packed::matmul<T>(x, w, bias, epilogue, out);
   }
 
@@ -51,6 +72,9 @@ struct Linear<cpu> {
                   std::span<const T> bias,  // (M), empty for Epilogue::none
                   Epilogue epilogue,
                   MatrixView<float> out) {  // (N, M)
+    const bool in_out = layout == WeightLayout::in_out;
+    check_linear_shapes(x, in_out ? w.rows : w.cols, in_out ? w.cols : w.rows, bias.size(),
+                        epilogue, out);
     using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using WeightMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     const Eigen::Map<const RowMajor> X(x.data, x.rows, x.cols);

@@ -29,15 +29,19 @@ __global__ void __launch_bounds__(kRowThreads)
   for (std::int64_t c = threadIdx.x; c < C; c += kRowThreads) dst[c] = src[c];
 }
 
-// A candidate of the argmax: the larger value wins, the lower index breaks a tie (torch.argmax).
+// A candidate of the argmax, ordered as argmax_row (ops/rows.hpp) orders them: NaN above every
+// number, then the larger value, then the lower index. A total order, so the block reduction gives
+// the same winner whatever order it combines the candidates in.
 struct ArgmaxCandidate {
   float value;
   std::int32_t index;
 };
 struct BetterCandidate {
   __device__ ArgmaxCandidate operator()(const ArgmaxCandidate& a, const ArgmaxCandidate& b) const {
-    if (a.value > b.value || (a.value == b.value && a.index < b.index)) return a;
-    return b;
+    const bool a_nan = isnan(a.value), b_nan = isnan(b.value);
+    if (a_nan != b_nan) return a_nan ? a : b;
+    if (a_nan || a.value == b.value) return a.index < b.index ? a : b;
+    return a.value > b.value ? a : b;
   }
 };
 
@@ -79,10 +83,8 @@ struct Argmax<cuda> {
   template <cuda_detail::DeviceElement T>
   static void run(MatrixView<const T> logits,     // (M, V), device memory
                   std::span<std::int32_t> ids) {  // (M), host memory
+    check_one_id_per_row("Argmax", logits.rows, ids.size());
     if (logits.rows == 0) return;
-    if (ids.size() != std::size_t(logits.rows))
-      throw InputError("Argmax: " + std::to_string(ids.size()) + " ids for " +
-                       std::to_string(logits.rows) + " rows of logits");
     cuda_detail::Context& context = cuda_detail::context();
     auto* device_ids = static_cast<std::int32_t*>(context.scratch(ids.size_bytes()));
     cuda_kernels::argmax_kernel<T>

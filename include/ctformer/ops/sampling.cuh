@@ -4,7 +4,8 @@
 // CPU); the softmax, the top-p cut and the draw then walk each sorted row with block-wide scans.
 // The uniform draw of each row is computed on the host with the same counter-based generator as the
 // CPU, so both backends draw the same number; the chosen token can differ only where that number
-// falls within rounding of a boundary between two tokens' cumulative probabilities.
+// falls within rounding of a boundary between two tokens' cumulative probabilities, or the running
+// share of the top-p cut within rounding of top_p (the GPU sums in another order).
 #pragma once
 
 #include <cfloat>
@@ -109,14 +110,16 @@ __global__ void __launch_bounds__(kSampleThreads)
   const double max_score = s[0];
   auto probability = [&](std::int64_t j) { return j < k ? exp(double(s[j]) - max_score) : 0.0; };
 
-  // The first j < limit whose inclusive prefix sum of probabilities exceeds (or, with `or_equal`,
-  // reaches) `threshold`; `limit` if none. Also leaves the sum over [0, limit) in shared_value.
-  auto first_prefix_over = [&](std::int64_t limit, double threshold, bool or_equal) {
+  // The first j < limit whose inclusive prefix sum of probabilities, each divided by `divisor`,
+  // exceeds (or, with `or_equal`, reaches) `threshold`; `limit` if none. Also leaves the sum over
+  // [0, limit) in shared_value.
+  auto first_prefix_over = [&](std::int64_t limit, double threshold, bool or_equal,
+                               double divisor = 1.0) {
     double running = 0.0;
     int found = INT_MAX;
     for (std::int64_t base = 0; base < limit; base += kSampleThreads) {
       const std::int64_t j = base + threadIdx.x;
-      const double pj = j < limit ? probability(j) : 0.0;
+      const double pj = j < limit ? probability(j) / divisor : 0.0;
       double inclusive, aggregate;
       Scan(storage.scan).InclusiveSum(pj, inclusive, aggregate);
       __syncthreads();
@@ -134,11 +137,13 @@ __global__ void __launch_bounds__(kSampleThreads)
     return found == INT_MAX ? limit : std::int64_t(found);
   };
 
-  // Total over the top-k, then the top-p cut: the smallest prefix whose share reaches top_p.
+  // Total over the top-k, then the top-p cut: the smallest prefix whose share reaches top_p (the
+  // shares summed as the CPU sums them, p_j / total, so that the two cut at the same token unless
+  // the sums' different order rounds across top_p).
   first_prefix_over(k, DBL_MAX, false);
   const double total = shared_value;
   std::int64_t kept = k;
-  if (p.top_p < 1.0f) kept = std::min(k, first_prefix_over(k, double(p.top_p) * total, true) + 1);
+  if (p.top_p < 1.0f) kept = std::min(k, first_prefix_over(k, double(p.top_p), true, total) + 1);
   first_prefix_over(kept, DBL_MAX, false);
   const double kept_total = shared_value;
   const std::int64_t chosen = first_prefix_over(kept, double(p.uniform) * kept_total, false);
@@ -177,6 +182,7 @@ struct Sample<cuda> {
                   std::span<const SamplingRow> rows,  // (M), host memory
                   std::span<std::int32_t> ids) {      // (M), host memory
     const std::int64_t M = logits.rows, V = logits.cols;
+    check_sampling_inputs(M, V, rows, ids.size());
     if (M == 0) return;
     cuda_detail::Context& context = cuda_detail::context();
 

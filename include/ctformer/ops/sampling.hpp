@@ -8,12 +8,15 @@
 #include <cstdint>
 #include <numeric>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "ctformer/backends/cpu.hpp"
+#include "ctformer/core/error.hpp"
 #include "ctformer/core/matrix_view.hpp"
 #include "ctformer/core/parallel.hpp"
 #include "ctformer/core/random.hpp"
+#include "ctformer/ops/rows.hpp"
 
 namespace ctformer::ops {
 
@@ -28,6 +31,24 @@ struct SamplingRow {
   std::span<const std::int32_t> history;  // prompt and generated tokens, for the penalty
 };
 
+// Throws InputError unless there is one SamplingRow and one id per row of logits and every
+// history token that a penalty reads is in the vocabulary.
+inline void check_sampling_inputs(std::int64_t M, std::int64_t V, std::span<const SamplingRow> rows,
+                                  std::size_t ids) {
+  if (rows.size() != std::size_t(M) || ids != std::size_t(M))
+    throw InputError("Sample: " + std::to_string(rows.size()) + " sampling rows and " +
+                     std::to_string(ids) + " ids for " + std::to_string(M) +
+                     " rows of logits (expected one of each per row)");
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].repetition_penalty == 1.0f) continue;
+    for (const std::int32_t t : rows[i].history)
+      if (t < 0 || t >= V)
+        throw InputError("Sample: history token " + std::to_string(t) + " of row " +
+                         std::to_string(i) + " is outside the vocabulary (expected 0 <= id < " +
+                         std::to_string(V) + ")");
+  }
+}
+
 template <class Backend>
 struct Sample;
 
@@ -36,6 +57,7 @@ struct Sample<cpu> {
   static void run(MatrixView<const float> logits,     // (M, V)
                   std::span<const SamplingRow> rows,  // (M)
                   std::span<std::int32_t> ids) {      // (M), host memory
+    check_sampling_inputs(logits.rows, logits.cols, rows, ids.size());
     // Rows are independent and differ in cost (a top-k sort against an argmax): threads take them
     // as they finish.
     CTFORMER_PARALLEL_FOR_DYNAMIC
@@ -63,7 +85,7 @@ struct Sample<cpu> {
 
  private:
   static std::int32_t argmax(const float* scores, std::int64_t n) {
-    return std::int32_t(std::max_element(scores, scores + n) - scores);
+    return std::int32_t(argmax_row(scores, n));
   }
 
   static std::int32_t draw(std::vector<float>& scores, const SamplingRow& r,

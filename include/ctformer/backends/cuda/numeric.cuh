@@ -55,6 +55,21 @@ constexpr std::string_view dtype_name() {
     return "bf16";
 }
 
+// Elements of T in one 16-byte load.
+template <DeviceElement T>
+inline constexpr int kVectorWidth = 16 / int(sizeof(T));
+
+// The kVectorWidth<T> elements at p (16-byte aligned), widened to fp32, in one load instruction.
+template <DeviceElement T>
+__device__ __forceinline__ void load_vector(const T* __restrict__ p,
+                                            float (&out)[kVectorWidth<T>]) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  T elements[kVectorWidth<T>];
+  memcpy(elements, &raw, sizeof(raw));
+#pragma unroll
+  for (int i = 0; i < kVectorWidth<T>; ++i) out[i] = to_float(elements[i]);
+}
+
 inline constexpr unsigned kFullMask = 0xffffffffu;
 
 __device__ __forceinline__ float warp_sum(float v) {
