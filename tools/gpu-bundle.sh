@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 arch=${1:-90}
 build=build-gpu-bundle
 bundle=$build/bundle
-targets=(cuda_device_probe_test cuda_decode_graphs_test cli_cuda_test ctformer_cli gpt2_cuda_bench)
+targets=(cuda_device_probe_test cuda_host_side_test cuda_decode_graphs_test cli_cuda_test ctformer_cli
+  gpt2_cuda_bench)
 for p in f32 f16 bf16; do targets+=("cuda_kernels_${p}_test" "cuda_gpt2_${p}_test"); done
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCTFORMER_CUDA=ON -DCTFORMER_NATIVE=OFF \

@@ -91,17 +91,6 @@ fi
 
 step bench 150 "${run_bundled[@]}" "$bench_program"
 
-# Where a batch-1 decode step's GPU time goes, kernel by kernel (direct launches, fp16).
-ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
-if [[ -n $ncu ]]; then
-  step profile-decode 120 "${run_bundled[@]}" "$ncu" --nvtx --nvtx-include decode-direct/ \
-    --metrics gpu__time_duration.sum --csv --page raw "$bench_program" --batch 1 --decode-steps 4 \
-    --dtype fp16
-  python3 tools/kernel_times.py "$log/profile-decode.log" --steps 4 >"$log/kernel-times.md" 2>&1
-else
-  summary+=("| profile-decode | SKIPPED: no ncu (Nsight Compute) on this machine | 0 s |")
-fi
-
 # Quick shapes under the sanitizers. The out-of-memory test's failing cudaMalloc is on purpose:
 # API errors are the code's own to report (and it does), so the sanitizer reports memory only.
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
@@ -112,6 +101,18 @@ sanitize() {  # sanitize TOOL: the CUDA tests under compute-sanitizer's TOOL
   done
 }
 sanitize memcheck
+
+# Where a batch-1 decode step's GPU time goes, kernel by kernel (direct launches, fp16). Clocks and
+# caches as in the benchmark (ncu would lock base clocks and flush caches before each kernel).
+ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
+if [[ -n $ncu ]]; then
+  step profile-decode 120 "${run_bundled[@]}" "$ncu" --nvtx --nvtx-include decode-direct/ \
+    --metrics gpu__time_duration.sum --csv --page raw --print-units base --clock-control none \
+    --cache-control none "$bench_program" --batch 1 --decode-steps 4 --dtype fp16
+  python3 tools/kernel_times.py "$log/profile-decode.log" --steps 4 >"$log/kernel-times.md" 2>&1
+else
+  summary+=("| profile-decode | SKIPPED: no ncu (Nsight Compute) on this machine | 0 s |")
+fi
 
 # The seed workload on the GPU: a random-weight GPT-2 124M, the CUDA CLI against transformers'
 # batched pipeline, fp16, the first 256 prompts. Needs GPT-2's vocab.json and merges.txt.

@@ -2,6 +2,7 @@
 """Where a decode step's GPU time goes: Nsight Compute's per-launch durations, summed by kernel.
 
     ncu --nvtx --nvtx-include decode-direct/ --metrics gpu__time_duration.sum --csv --page raw \\
+        --print-units base --clock-control none --cache-control none \\
         gpt2_cuda_bench --batch 1 --decode-steps 8 --dtype fp16 > profile.csv
     tools/kernel_times.py profile.csv --steps 8
 
@@ -16,21 +17,30 @@ import io
 import re
 import sys
 
-SCALE = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}
+# Older ncu spells units out, newer ncu abbreviates them.
+SCALE = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6,
+         "ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
 
 
 def short_name(kernel):
-    """'void ns::attention_kernel<__half, 64, ...>(...)' -> 'attention_kernel'; cuBLASLt's names
-    (sm90_xmma_gemm_..., gemv2T_kernel_val<...>) keep their first part."""
-    name = re.sub(r"\(.*$", "", kernel.strip())
+    """'void ns::attention_kernel<__half, 64, ...>(...)' -> 'attention_kernel'. Generic wrappers
+    (cutlass::Kernel2<cutlass_80_tensorop_...>) keep their first template argument, which names the
+    GEMM; cuBLASLt's own names (sm90_xmma_gemm_...) stay whole."""
+    name = kernel.strip().replace("(anonymous namespace)::", "")
     name = re.sub(r"^void ", "", name)
-    depth, out = 0, ""
-    for ch in name:  # drop template arguments
-        depth += ch == "<"
-        if depth == 0:
-            out += ch
-        depth -= ch == ">"
-    return out.split("::")[-1] or kernel
+    depth, base, first_argument = 0, "", ""
+    for ch in name:
+        if ch == "(" and depth == 0:
+            break  # the parameter list
+        if depth == 0 and ch not in "<>":
+            base += ch
+        elif depth == 1 and ch not in "<>":
+            first_argument += ch
+        depth += (ch == "<") - (ch == ">")
+    base = base.split("::")[-1] or kernel
+    if base in ("Kernel", "Kernel2", "device_kernel"):
+        return f"{base}<{first_argument.split(',')[0].split('::')[-1].strip()}>"
+    return base
 
 
 def main():

@@ -35,17 +35,6 @@ struct Counter {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(buckets) {
-  ctformer::cuda::DecodeGraphs graphs;
-  graphs.set_enabled(true);
-  const std::int64_t want[][2] = {{1, 1},   {2, 2},     {3, 4},     {5, 8},     {8, 8},    {9, 16},
-                                  {17, 24}, {256, 256}, {511, 512}, {512, 512}, {513, 513}};
-  for (const auto& [sequences, padded] : want)
-    BOOST_TEST(graphs.padded_batch(sequences) == padded, sequences);
-  graphs.set_enabled(false);
-  BOOST_TEST(graphs.padded_batch(3) == 3);
-}
-
 BOOST_AUTO_TEST_CASE(direct_then_captured_then_replayed) {
   ctformer::cuda::DecodeGraphs graphs;
   graphs.set_enabled(true);

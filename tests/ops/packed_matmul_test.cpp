@@ -106,3 +106,34 @@ BOOST_AUTO_TEST_CASE(packed_table_reads_back_every_element) {
   for (std::int64_t t = 0; t < V; ++t)
     for (std::int64_t c = 0; c < C; ++c) BOOST_TEST(packed(c, t) == wte[std::size_t(t * C + c)]);
 }
+
+BOOST_AUTO_TEST_CASE(shapes_that_do_not_agree_are_refused_by_name) {
+  // A (K, M) = (8, 4) weight: x must have 8 columns, out 4, the bias 4 entries, x and out the same
+  // rows. Each mismatch is an InputError that gives the shapes, before any element is touched.
+  const auto w = random_values<float>(7, 8 * 4);
+  const auto packed = ops::Linear<cpu>::prepare(w, 8, 4, WeightLayout::in_out);
+  const std::vector<float> x(3 * 9, 1.0f), bias(4, 0.0f), short_bias(3, 0.0f);
+  std::vector<float> out(3 * 4, 7.0f);
+  auto refused = [](std::string part) {
+    return [part](const InputError& e) {
+      BOOST_TEST_MESSAGE(e.what());
+      return std::string(e.what()).find(part) != std::string::npos;
+    };
+  };
+  BOOST_CHECK_EXCEPTION(ops::Linear<cpu>::run<float>({x.data(), 3, 9}, packed, bias, Epilogue::bias,
+                                                     {out.data(), 3, 4}),
+                        InputError, refused("x (3 x 9) by a weight of 8 inputs and 4 outputs"));
+  BOOST_CHECK_EXCEPTION(ops::Linear<cpu>::run<float>({x.data(), 3, 8}, packed, short_bias,
+                                                     Epilogue::bias, {out.data(), 3, 4}),
+                        InputError, refused("with a bias of 3"));
+  BOOST_CHECK_EXCEPTION(
+      ops::Linear<cpu>::run<float>({x.data(), 3, 8}, {w.data(), 8, 4}, WeightLayout::out_in, bias,
+                                   Epilogue::bias, {out.data(), 3, 4}),
+      InputError, refused("a weight of 4 inputs and 8 outputs"));
+  BOOST_CHECK_EXCEPTION(ops::Linear<cpu>::run<float>({x.data(), 3, 8}, packed, bias, Epilogue::bias,
+                                                     {out.data(), 2, 4}),
+                        InputError, refused("into out (2 x 4)"));
+  BOOST_TEST(out == std::vector<float>(3 * 4, 7.0f), boost::test_tools::per_element());
+  // No bias is needed without a bias epilogue.
+  ops::Linear<cpu>::run<float>({x.data(), 3, 8}, packed, {}, Epilogue::none, {out.data(), 3, 4});
+}

@@ -125,6 +125,26 @@ struct AttentionParams {
 // (the others write an empty partial result).
 inline constexpr std::int64_t kMinKeysPerSplit = 64;
 
+// The keys [begin, end) that split `split` of `splits` reads for a block whose last query is at
+// `last_position` in a sequence of `length` keys. The keys are cut into `used` runs of whole tiles
+// of `tile` keys, at least kMinKeysPerSplit each; splits past `used`, or starting after the
+// block's last query, get an empty range (begin >= end). Host-callable, so that the partition is
+// tested exhaustively without a GPU (tests/cuda/cuda_host_side_test.cu).
+struct KeyRange {
+  std::int64_t begin, end;
+};
+__host__ __device__ constexpr KeyRange split_keys(std::int64_t length, std::int64_t last_position,
+                                                  std::int64_t splits, std::int64_t split,
+                                                  std::int64_t tile) {
+  const std::int64_t wanted = (length + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
+  const std::int64_t used = splits < wanted ? splits : wanted;
+  const std::int64_t per_split = ((length + used - 1) / used + tile - 1) / tile * tile;
+  const std::int64_t begin = split * per_split;
+  const std::int64_t end =
+      begin + per_split < last_position + 1 ? begin + per_split : last_position + 1;
+  return {begin, end};
+}
+
 // Block shape of the attention kernel, derived from the head size.
 template <int D, int kWarps_, int kRowsPerWarp_>
 struct AttentionShape {
@@ -144,13 +164,13 @@ __global__ void __launch_bounds__(Shape::kThreads) attention_kernel(AttentionPar
   using cuda_detail::to_float;
   constexpr int kRows = Shape::kRows, kKeys = Shape::kKeys, kThreads = Shape::kThreads;
   constexpr int kRowsPerWarp = Shape::kRowsPerWarp, kDPerLane = Shape::kDPerLane;
-  // Cache rows are C = n_head * D elements and D is a multiple of 16, so every key's head starts
-  // 16-byte aligned (the cache is one cudaMalloc, each layer a whole number of rows into it).
-  constexpr int kVector = cuda_detail::kVectorWidth<T>, kLoadsPerKey = D / kVector;
-  static_assert(D % kVector == 0);
-  __shared__ float q_s[kRows][D];      // (rows, D): the block's queries, pre-scaled
-  __shared__ float k_s[kKeys][D + 1];  // (keys, D), padded: lane j reads row j conflict-free
-  __shared__ float v_s[kKeys][D];      // (keys, D)
+  // Keys and values are read four elements a load (cuda_detail::load4): consecutive threads read
+  // consecutive pieces of a key's head, and write them to v_s as consecutive float4s, so neither
+  // the loads nor those stores conflict. run() checks the alignment this needs.
+  constexpr int kLoadsPerKey = D / 4;
+  __shared__ float q_s[kRows][D];                // (rows, D): the block's queries, pre-scaled
+  __shared__ float k_s[kKeys][D + 1];            // (keys, D), padded: lane j reads row j
+  __shared__ __align__(16) float v_s[kKeys][D];  // (keys, D)
 
   const SequenceSlice s = p.slices[blockIdx.x];
   const std::int64_t first = std::int64_t(blockIdx.y) * kRows;  // first query, within the slice
@@ -167,15 +187,10 @@ __global__ void __launch_bounds__(Shape::kThreads) attention_kernel(AttentionPar
                  : 0.0f;
   }
 
-  // This split's keys that some query of the block may see: [key_begin, key_end). The sequence's
-  // keys are cut into `used` runs of whole tiles; splits past `used` have none.
-  const std::int64_t length = s.past_length + s.num_rows;
-  const std::int64_t used =
-      min(std::int64_t(p.splits), (length + kMinKeysPerSplit - 1) / kMinKeysPerSplit);
-  const std::int64_t per_split = ((length + used - 1) / used + kKeys - 1) / kKeys * kKeys;
-  const std::int64_t key_begin = std::int64_t(split) * per_split;
-  const std::int64_t last_position = s.past_length + first + rows - 1;
-  const std::int64_t key_end = min(key_begin + per_split, last_position + 1);
+  // This split's keys that some query of the block may see.
+  const KeyRange keys = split_keys(s.past_length + s.num_rows, s.past_length + first + rows - 1,
+                                   p.splits, split, kKeys);
+  const std::int64_t key_begin = keys.begin, key_end = keys.end;
 
   float m[kRowsPerWarp], l[kRowsPerWarp], o[kRowsPerWarp][kDPerLane];  // per query of the warp
   for (int i = 0; i < kRowsPerWarp; ++i) {
@@ -186,21 +201,20 @@ __global__ void __launch_bounds__(Shape::kThreads) attention_kernel(AttentionPar
 
   for (std::int64_t tile = key_begin; tile < key_end; tile += kKeys) {
     __syncthreads();  // the previous tile is consumed (and q_s written, the first time)
-    // 16 bytes per load: a key's head is D contiguous elements, its cache row found once a load.
     for (int idx = int(threadIdx.x); idx < kKeys * kLoadsPerKey; idx += kThreads) {
-      const int j = idx / kLoadsPerKey, d = idx % kLoadsPerKey * kVector;
+      const int j = idx / kLoadsPerKey, d = idx % kLoadsPerKey * 4;
       const std::int64_t t = tile + j;
-      float k[kVector] = {}, v[kVector] = {};
+      float4 k = make_float4(0.0f, 0.0f, 0.0f, 0.0f), v = k;
       if (t < key_end) {
         const std::int64_t at = cache_row(s, int(t), int(p.block_size)) * C + head * D + d;
-        cuda_detail::load_vector(p.keys + at, k);
-        cuda_detail::load_vector(p.values + at, v);
+        k = cuda_detail::load4(p.keys + at);
+        v = cuda_detail::load4(p.values + at);
       }
-#pragma unroll
-      for (int e = 0; e < kVector; ++e) {
-        k_s[j][d + e] = k[e];
-        v_s[j][d + e] = v[e];
-      }
+      k_s[j][d] = k.x;
+      k_s[j][d + 1] = k.y;
+      k_s[j][d + 2] = k.z;
+      k_s[j][d + 3] = k.w;
+      *reinterpret_cast<float4*>(&v_s[j][d]) = v;
     }
     __syncthreads();
 
@@ -306,7 +320,19 @@ struct PagedAttention<cuda> {
                   float scale,
                   MatrixView<T> out) {  // (N, C)
     if (qkv.rows == 0) return;
-    cuda_detail::with_head_size(cache.keys.cols / n_head, [&]<int D>() {
+    const std::int64_t C = cache.keys.cols;
+    if (n_head <= 0 || C % n_head != 0)
+      throw InputError("PagedAttention: the cache's width " + std::to_string(C) +
+                       " is not a multiple of n_head " + std::to_string(n_head));
+    // The kernel reads four elements a load: their address must be aligned to four elements, as
+    // every layer of a PagedKvCache is.
+    auto aligned = [](const T* p) {
+      return reinterpret_cast<std::uintptr_t>(p) % (4 * sizeof(T)) == 0;
+    };
+    if (!aligned(cache.keys.data) || !aligned(cache.values.data))
+      throw InputError("PagedAttention: the cache's keys and values must start on a " +
+                       std::to_string(4 * sizeof(T)) + "-byte boundary");
+    cuda_detail::with_head_size(C / n_head, [&]<int D>() {
       if (step.max_new_rows == 1)
         launch<T, D, 1, 1>(qkv, step, cache, n_head, scale, out);
       else

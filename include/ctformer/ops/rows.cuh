@@ -31,14 +31,15 @@ __global__ void __launch_bounds__(kRowThreads)
 
 // A candidate of the argmax, ordered as argmax_row (ops/rows.hpp) orders them: NaN above every
 // number, then the larger value, then the lower index. A total order, so the block reduction gives
-// the same winner whatever order it combines the candidates in.
+// the same winner whatever order it combines the candidates in (tests/cuda/host_side_test.cu).
 struct ArgmaxCandidate {
   float value;
   std::int32_t index;
 };
 struct BetterCandidate {
-  __device__ ArgmaxCandidate operator()(const ArgmaxCandidate& a, const ArgmaxCandidate& b) const {
-    const bool a_nan = isnan(a.value), b_nan = isnan(b.value);
+  __host__ __device__ ArgmaxCandidate operator()(const ArgmaxCandidate& a,
+                                                 const ArgmaxCandidate& b) const {
+    const bool a_nan = a.value != a.value, b_nan = b.value != b.value;
     if (a_nan != b_nan) return a_nan ? a : b;
     if (a_nan || a.value == b.value) return a.index < b.index ? a : b;
     return a.value > b.value ? a : b;
