@@ -250,9 +250,16 @@ class DecoderModel {
     void reserve(std::int64_t N, std::int64_t S, std::int64_t table_entries) {
       const std::int64_t ids = 2 * N + table_entries;
       if (S <= max_sequences && ids <= max_ids) return;
-      if (S > max_sequences) max_sequences = std::max(S, 2 * max_sequences);
-      if (ids > max_ids) max_ids = std::max(ids, 2 * max_ids);
-      grow(memory, ids_offset() + max_ids * std::int64_t(sizeof(std::int32_t)));
+      const std::int64_t sequences =
+          S > max_sequences ? std::max(S, 2 * max_sequences) : max_sequences;
+      const std::int64_t id_count = ids > max_ids ? std::max(ids, 2 * max_ids) : max_ids;
+      // None until the new memory is there: a failed allocation leaves the layout empty, not
+      // claiming memory it does not have.
+      max_sequences = max_ids = 0;
+      grow(memory, sequences * std::int64_t(sizeof(SequenceSlice) + sizeof(std::int64_t)) +
+                       id_count * std::int64_t(sizeof(std::int32_t)));
+      max_sequences = sequences;
+      max_ids = id_count;
     }
     void upload() {
       auto place = [this](const auto& v, std::int64_t offset) {
