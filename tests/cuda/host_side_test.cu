@@ -22,7 +22,8 @@ BOOST_AUTO_TEST_CASE(decode_splits_partition_every_sequence_into_whole_tiles) {
   // table has no entry past it), and stay within kMinKeysPerSplit-sized shares.
   constexpr std::int64_t kTile = 32;
   for (std::int64_t length = 1; length <= 1024; ++length)
-    for (std::int64_t splits = 1; splits <= ops::PagedAttention<ctformer::cuda>::kMaxSplits; ++splits) {
+    for (std::int64_t splits = 1; splits <= ops::PagedAttention<ctformer::cuda>::kMaxSplits;
+         ++splits) {
       std::int64_t next = 0, non_empty = 0;
       for (std::int64_t split = 0; split < splits; ++split) {
         const auto [begin, end] =
