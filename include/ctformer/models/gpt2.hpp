@@ -113,7 +113,6 @@ class DecoderModel {
       const KvLayerView<A> kv = cache.layer(0);
       const void* const addresses[] = {w.arena.data(),
                                        step_.memory.data(),
-                                       reinterpret_cast<const void*>(step_.max_sequences),
                                        kv.keys.data,
                                        kv.values.data,
                                        reinterpret_cast<const void*>(cache.num_blocks()),
@@ -239,27 +238,21 @@ class DecoderModel {
     std::vector<SequenceSlice> slices_host;    // (S); block_table points into ids()
     std::vector<std::int64_t> last_rows_host;  // (S): the row of each step's last token
 
-    // The backend copy, one buffer: slices (S) | last rows (S) | host (ids), each region at an
-    // offset fixed by the capacities, so that the step's addresses only change when it grows.
+    // The backend copy, one buffer: slices (S) | last rows (S) | ids, packed for this step's S, so
+    // that one copy writes exactly what the step uses. The regions' addresses depend on the
+    // buffer and S alone, and a CUDA decode graph's bucket fixes S.
     buffer<std::byte> memory;
-    std::int64_t max_sequences = 0, max_ids = 0;
-    std::vector<std::byte> staging;  // what one write copies
+    std::int64_t S = 0;              // sequences in this step, padding included
+    std::vector<std::byte> staging;  // what the copy writes
 
     // Doubling when it grows: block tables lengthen as sequences decode, and memory that moved
     // makes the CUDA backend record its decode graphs again.
-    void reserve(std::int64_t N, std::int64_t S, std::int64_t table_entries) {
-      const std::int64_t ids = 2 * N + table_entries;
-      if (S <= max_sequences && ids <= max_ids) return;
-      const std::int64_t sequences =
-          S > max_sequences ? std::max(S, 2 * max_sequences) : max_sequences;
-      const std::int64_t id_count = ids > max_ids ? std::max(ids, 2 * max_ids) : max_ids;
-      // None until the new memory is there: a failed allocation leaves the layout empty, not
-      // claiming memory it does not have.
-      max_sequences = max_ids = 0;
-      grow(memory, sequences * std::int64_t(sizeof(SequenceSlice) + sizeof(std::int64_t)) +
-                       id_count * std::int64_t(sizeof(std::int32_t)));
-      max_sequences = sequences;
-      max_ids = id_count;
+    void reserve(std::int64_t N, std::int64_t sequences, std::int64_t table_entries) {
+      S = sequences;
+      const std::int64_t bytes =
+          ids_offset() + (2 * N + table_entries) * std::int64_t(sizeof(std::int32_t));
+      if (bytes > std::int64_t(memory.size()))
+        grow(memory, std::max(bytes, 2 * std::int64_t(memory.size())));
     }
     void upload() {
       auto place = [this](const auto& v, std::int64_t offset) {
@@ -271,11 +264,9 @@ class DecoderModel {
       place(host, ids_offset());
       B::write(std::span<const std::byte>(staging), memory.data());
     }
-    std::int64_t last_rows_offset() const {
-      return max_sequences * std::int64_t(sizeof(SequenceSlice));
-    }
+    std::int64_t last_rows_offset() const { return S * std::int64_t(sizeof(SequenceSlice)); }
     std::int64_t ids_offset() const {
-      return last_rows_offset() + max_sequences * std::int64_t(sizeof(std::int64_t));
+      return last_rows_offset() + S * std::int64_t(sizeof(std::int64_t));
     }
     const std::int32_t* ids() const {
       return reinterpret_cast<const std::int32_t*>(memory.data() + ids_offset());
