@@ -9,7 +9,7 @@
 #       scripts/install-deps.sh installs: Eigen, Boost.Test, nlohmann-json);
 #   tools/gpu-check.sh --bundle DIR [LOG_DIR]
 #       runs the programs that tools/gpu-bundle.sh built on another machine (for GPU machines
-#       without the build dependencies; the lent H100 of docs/gpu-log.md is one).
+#       without the build dependencies; the lent GPU machine of docs/gpu-log.md is one).
 #
 # Logs go to LOG_DIR, else a temporary folder; with $OUT set (the device tool), $OUT receives
 # summary.md and logs.tgz only, as it returns at most 8 files.
