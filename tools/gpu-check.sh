@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command for a machine with a CUDA GPU: every CUDA test (with CTFORMER_REQUIRE_GPU=1, so that a
-# GPU the kernels cannot run on fails rather than skips), compute-sanitizer (memcheck, racecheck)
-# over the CUDA tests, the CUDA benchmark, a batch-1 decode step's kernels under Nsight Compute, the
-# seed workload beside transformers on the same GPU, and a summary to paste into docs/gpu-log.md.
+# GPU the kernels cannot run on fails rather than skips), the CUDA benchmark, compute-sanitizer
+# (memcheck, racecheck, initcheck) over the CUDA tests, a batch-1 decode step's kernels under Nsight
+# Compute, the seed workload beside transformers on the same GPU, and a summary to paste into
+# docs/gpu-log.md.
 #
 #   tools/gpu-check.sh [LOG_DIR]
 #       configures for the GPU's own architecture, builds and runs every test (needs what
@@ -126,6 +127,7 @@ else
   summary+=("| compare-fp16 | SKIPPED: no GPT-2 vocabulary in $vocab, or no torch/transformers | 0 s |")
 fi
 sanitize racecheck
+sanitize initcheck  # last: reads of device memory nothing wrote (skipped when out of time)
 
 {
   echo
@@ -143,7 +145,8 @@ sanitize racecheck
   echo '```'
   echo "Sanitizer findings:"
   echo '```'
-  grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$log"/memcheck-*.log "$log"/racecheck-*.log 2>/dev/null
+  grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$log"/memcheck-*.log "$log"/racecheck-*.log \
+    "$log"/initcheck-*.log 2>/dev/null
   echo '```'
   echo "Benchmark:"
   echo '```'
