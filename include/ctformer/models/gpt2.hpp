@@ -169,8 +169,8 @@ class DecoderModel {
                        " KV cache blocks but " + std::to_string(cache.free_blocks()) +
                        " are free; make a larger cache or run fewer sequences at once");
 
-    // Host copies first (block tables are written after the sizes are known), then one write of
-    // each to backend memory.
+    // Host copies first (block tables are written after the sizes are known), then one write to
+    // backend memory.
     step_.host.clear();
     step_.slices_host.clear();
     step_.last_rows_host.clear();
@@ -186,7 +186,7 @@ class DecoderModel {
     const auto S = std::int64_t(steps.size());
     const std::int64_t padded = decode ? graphs_.padded_batch(S) : S;
     const std::int64_t rows = N + (padded - S);
-    // Allocations (which may fail for lack of memory) before the cache changes.
+    // Allocations (which may fail for lack of memory) before the cache changes, host ones included.
     step_.reserve(rows, padded, table_entries + 1);
     workspace_.reserve(rows, padded, which == LogitsFor::last_token ? padded : N, config_);
     std::vector<std::int32_t>& ids = step_.host;  // tokens | positions | block tables
@@ -242,17 +242,23 @@ class DecoderModel {
     // that one copy writes exactly what the step uses. The regions' addresses depend on the
     // buffer and S alone, and a CUDA decode graph's bucket fixes S.
     buffer<std::byte> memory;
-    std::int64_t S = 0;              // sequences in this step, padding included
+    std::int64_t slice_count = 0;    // S: sequences in this step, padding included
     std::vector<std::byte> staging;  // what the copy writes
 
-    // Doubling when it grows: block tables lengthen as sequences decode, and memory that moved
-    // makes the CUDA backend record its decode graphs again.
-    void reserve(std::int64_t N, std::int64_t sequences, std::int64_t table_entries) {
-      S = sequences;
-      const std::int64_t bytes =
-          ids_offset() + (2 * N + table_entries) * std::int64_t(sizeof(std::int32_t));
+    // Sets the step's S and makes room for a step of `rows` rows, S slices and `table_entries`
+    // block-table entries, host copies included. The backend buffer doubles when it grows: block
+    // tables lengthen as sequences decode, and memory that moved makes the CUDA backend record its
+    // decode graphs again.
+    void reserve(std::int64_t rows, std::int64_t sequences, std::int64_t table_entries) {
+      slice_count = sequences;
+      const std::int64_t id_count = 2 * rows + table_entries;
+      const std::int64_t bytes = ids_offset() + id_count * std::int64_t(sizeof(std::int32_t));
       if (bytes > std::int64_t(memory.size()))
         grow(memory, std::max(bytes, 2 * std::int64_t(memory.size())));
+      host.reserve(std::size_t(id_count));
+      slices_host.reserve(std::size_t(sequences));
+      last_rows_host.reserve(std::size_t(sequences));
+      staging.reserve(std::size_t(bytes));
     }
     void upload() {
       auto place = [this](const auto& v, std::int64_t offset) {
@@ -264,9 +270,11 @@ class DecoderModel {
       place(host, ids_offset());
       B::write(std::span<const std::byte>(staging), memory.data());
     }
-    std::int64_t last_rows_offset() const { return S * std::int64_t(sizeof(SequenceSlice)); }
+    std::int64_t last_rows_offset() const {
+      return slice_count * std::int64_t(sizeof(SequenceSlice));
+    }
     std::int64_t ids_offset() const {
-      return last_rows_offset() + S * std::int64_t(sizeof(std::int64_t));
+      return last_rows_offset() + slice_count * std::int64_t(sizeof(std::int64_t));
     }
     const std::int32_t* ids() const {
       return reinterpret_cast<const std::int32_t*>(memory.data() + ids_offset());
