@@ -177,9 +177,7 @@ struct Linear<cuda> {
                   std::span<const std::type_identity_t<T>> bias,  // (M), empty for none
                   Epilogue epilogue,
                   MatrixView<T> out) {  // (N, M)
-    const bool in_out = layout == WeightLayout::in_out;
-    check_linear_shapes(x, in_out ? w.rows : w.cols, in_out ? w.cols : w.rows, bias.size(),
-                        epilogue, out);
+    check_linear_shapes(x, w, layout, bias.size(), epilogue, out);
     const std::int64_t N = x.rows, K = x.cols, M = out.cols;
     if (N == 0) return;
     // Row-major out (N, M) is column-major (M, N) = op(W) (M, K) x X^T (K, N): W row-major (K, M)

@@ -38,6 +38,14 @@ void check_linear_shapes(MatrixView<X> x, std::int64_t in, std::int64_t out_feat
                    ": the shapes do not agree");
 }
 
+// The same, for a weight as stored: (K, M) if in_out, (M, K) if out_in.
+template <class X, class W, class Y>
+void check_linear_shapes(MatrixView<X> x, MatrixView<W> w, WeightLayout layout, std::size_t bias,
+                         Epilogue epilogue, MatrixView<Y> out) {
+  const bool in_out = layout == WeightLayout::in_out;
+  check_linear_shapes(x, in_out ? w.rows : w.cols, in_out ? w.cols : w.rows, bias, epilogue, out);
+}
+
 template <class Backend>
 struct Linear;
 
@@ -72,9 +80,7 @@ struct Linear<cpu> {
                   std::span<const T> bias,  // (M), empty for Epilogue::none
                   Epilogue epilogue,
                   MatrixView<float> out) {  // (N, M)
-    const bool in_out = layout == WeightLayout::in_out;
-    check_linear_shapes(x, in_out ? w.rows : w.cols, in_out ? w.cols : w.rows, bias.size(),
-                        epilogue, out);
+    check_linear_shapes(x, w, layout, bias.size(), epilogue, out);
     using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using WeightMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     const Eigen::Map<const RowMajor> X(x.data, x.rows, x.cols);

@@ -65,7 +65,7 @@ struct Sample<cpu> {
       const SamplingRow& r = rows[std::size_t(i)];
       const float* row = logits.row(i);
       if (r.temperature <= 0.0f && r.repetition_penalty == 1.0f) {  // plain greedy: no copy
-        ids[std::size_t(i)] = argmax(row, logits.cols);
+        ids[std::size_t(i)] = std::int32_t(argmax_row(row, logits.cols));
         continue;
       }
       thread_local std::vector<float> scores;
@@ -78,16 +78,13 @@ struct Sample<cpu> {
           const float original = logits.row(i)[t];
           s = original > 0 ? original / r.repetition_penalty : original * r.repetition_penalty;
         }
-      ids[std::size_t(i)] =
-          r.temperature <= 0.0f ? argmax(scores.data(), logits.cols) : draw(scores, r, order);
+      ids[std::size_t(i)] = r.temperature <= 0.0f
+                                ? std::int32_t(argmax_row(scores.data(), logits.cols))
+                                : draw(scores, r, order);
     }
   }
 
  private:
-  static std::int32_t argmax(const float* scores, std::int64_t n) {
-    return std::int32_t(argmax_row(scores, n));
-  }
-
   static std::int32_t draw(std::vector<float>& scores, const SamplingRow& r,
                            std::vector<std::int32_t>& order) {
     const auto V = std::int32_t(scores.size());
