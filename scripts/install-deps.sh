@@ -12,6 +12,7 @@ packages=(
   libssl-dev                # ctformer download: SHA-256 checks (OpenSSL libcrypto)
   ca-certificates           # ctformer download: trusting the hub's TLS certificate
   clang-14 libclang-rt-14-dev  # the fuzz targets (libFuzzer) in scripts/fuzz.sh
+  python3                   # the CUDA kernel resource check (tools/kernel_resources.py)
 )
 
 missing=()

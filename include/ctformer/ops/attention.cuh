@@ -151,6 +151,10 @@ struct AttentionShape {
   static constexpr int kWarps = kWarps_;
   static constexpr int kRowsPerWarp = kRowsPerWarp_;
   static constexpr int kThreads = kWarps * 32;
+  // Resident blocks per SM asked of ptxas (__launch_bounds__): 16 warps, enough to overlap one
+  // block's tile loads with another's math. Without it ptxas picked 48 registers for fp32 D = 32
+  // and spilled.
+  static constexpr int kMinBlocksPerSM = 16 / kWarps;
   static constexpr int kRows = kWarps * kRowsPerWarp;  // queries per block
   static constexpr int kKeys = 32;                     // keys per tile: one per lane
   static constexpr int kDPerLane = (D + 31) / 32;      // output channels per lane
@@ -160,7 +164,8 @@ struct AttentionShape {
 };
 
 template <class T, int D, class Shape>
-__global__ void __launch_bounds__(Shape::kThreads) attention_kernel(AttentionParams<T> p) {
+__global__ void __launch_bounds__(Shape::kThreads, Shape::kMinBlocksPerSM)
+    attention_kernel(AttentionParams<T> p) {
   using cuda_detail::to_float;
   constexpr int kRows = Shape::kRows, kKeys = Shape::kKeys, kThreads = Shape::kThreads;
   constexpr int kRowsPerWarp = Shape::kRowsPerWarp, kDPerLane = Shape::kDPerLane;
@@ -172,12 +177,18 @@ __global__ void __launch_bounds__(Shape::kThreads) attention_kernel(AttentionPar
   __shared__ float k_s[kKeys][D + 1];            // (keys, D), padded: lane j reads row j
   __shared__ __align__(16) float v_s[kKeys][D];  // (keys, D)
 
+  // Positions and key indices are below n_positions: 32 bits. In 64 bits, ptxas (nvcc 13.0, sm_90)
+  // spilled in the fp32 kernels while using 56 of the 255 registers it could have.
   const SequenceSlice s = p.slices[blockIdx.x];
-  const std::int64_t first = std::int64_t(blockIdx.y) * kRows;  // first query, within the slice
-  if (first >= s.num_rows) return;                              // uniform over the block
+  const int first = int(blockIdx.y) * kRows;  // first query, within the slice
+  if (first >= s.num_rows) return;            // uniform over the block
   const int head = int(blockIdx.z) % p.n_head, split = int(blockIdx.z) / p.n_head;
-  const int rows = int(min(std::int64_t(kRows), s.num_rows - first));
+  const int rows = min(kRows, int(s.num_rows) - first);
+  const int past = int(s.past_length);
   const std::int64_t C = p.C;
+  const int block_size = int(p.block_size);
+  const T* __restrict__ head_keys = p.keys + head * D;
+  const T* __restrict__ head_values = p.values + head * D;
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
 
   for (int idx = int(threadIdx.x); idx < kRows * D; idx += kThreads) {
@@ -188,27 +199,31 @@ __global__ void __launch_bounds__(Shape::kThreads) attention_kernel(AttentionPar
   }
 
   // This split's keys that some query of the block may see.
-  const KeyRange keys = split_keys(s.past_length + s.num_rows, s.past_length + first + rows - 1,
-                                   p.splits, split, kKeys);
-  const std::int64_t key_begin = keys.begin, key_end = keys.end;
+  const KeyRange keys =
+      split_keys(past + s.num_rows, past + first + rows - 1, p.splits, split, kKeys);
+  const int key_begin = int(keys.begin), key_end = int(keys.end);
 
-  float m[kRowsPerWarp], l[kRowsPerWarp], o[kRowsPerWarp][kDPerLane];  // per query of the warp
+  // Per query of the warp. They stay in registers only while every index into them is a constant,
+  // so each loop over i or k is unrolled; otherwise ptxas puts them in local memory
+  // (tools/kernel_resources.py checks).
+  float m[kRowsPerWarp], l[kRowsPerWarp], o[kRowsPerWarp][kDPerLane];
+#pragma unroll
   for (int i = 0; i < kRowsPerWarp; ++i) {
     m[i] = -INFINITY;
     l[i] = 0.0f;
     for (int k = 0; k < kDPerLane; ++k) o[i][k] = 0.0f;
   }
 
-  for (std::int64_t tile = key_begin; tile < key_end; tile += kKeys) {
+  for (int tile = key_begin; tile < key_end; tile += kKeys) {
     __syncthreads();  // the previous tile is consumed (and q_s written, the first time)
     for (int idx = int(threadIdx.x); idx < kKeys * kLoadsPerKey; idx += kThreads) {
       const int j = idx / kLoadsPerKey, d = idx % kLoadsPerKey * 4;
-      const std::int64_t t = tile + j;
+      const int t = tile + j;
       float4 k = make_float4(0.0f, 0.0f, 0.0f, 0.0f), v = k;
       if (t < key_end) {
-        const std::int64_t at = cache_row(s, int(t), int(p.block_size)) * C + head * D + d;
-        k = cuda_detail::load4(p.keys + at);
-        v = cuda_detail::load4(p.values + at);
+        const std::int64_t at = cache_row(s, t, block_size) * C + d;
+        k = cuda_detail::load4(head_keys + at);
+        v = cuda_detail::load4(head_values + at);
       }
       k_s[j][d] = k.x;
       k_s[j][d + 1] = k.y;
@@ -218,12 +233,13 @@ __global__ void __launch_bounds__(Shape::kThreads) attention_kernel(AttentionPar
     }
     __syncthreads();
 
+#pragma unroll
     for (int i = 0; i < kRowsPerWarp; ++i) {
       const int r = warp * kRowsPerWarp + i;
-      const std::int64_t position = s.past_length + first + r;
+      const int position = past + first + r;
       if (r >= rows || tile > position) continue;  // uniform over the warp
       // Key `tile` is visible to this query, so the running max is finite after this tile.
-      const std::int64_t t = tile + lane;
+      const int t = tile + lane;
       float score = 0.0f;
 #pragma unroll 16
       for (int d = 0; d < D; ++d) score += q_s[r][d] * k_s[lane][d];
@@ -245,6 +261,7 @@ __global__ void __launch_bounds__(Shape::kThreads) attention_kernel(AttentionPar
     }
   }
 
+#pragma unroll
   for (int i = 0; i < kRowsPerWarp; ++i) {
     const int r = warp * kRowsPerWarp + i;
     if (r >= rows) continue;

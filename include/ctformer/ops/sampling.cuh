@@ -75,7 +75,9 @@ __global__ void __launch_bounds__(kSampleThreads)
 }
 
 // One block per row: greedy rows take the argmax of `scores`; the others draw from the sorted row.
-__global__ void __launch_bounds__(kSampleThreads)
+// Two resident blocks per SM asked of ptxas: without a minimum, ptxas (nvcc 13.0, sm_80) chose 40
+// registers and spilled (tools/kernel_resources.py).
+__global__ void __launch_bounds__(kSampleThreads, 2)
     sample_draw_kernel(const SampleParams* __restrict__ params, std::int64_t V,
                        const float* __restrict__ scores,                 // (M, V)
                        const float* __restrict__ sorted_scores,          // (M, V), descending

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""What ptxas gives each CUDA kernel (registers, shared memory, stack, spills), checked without a GPU.
+
+A kernel whose per-thread arrays are indexed by a loop that was not unrolled, or that needs more
+registers than its launch bounds allow, gets a stack frame in local memory: every access is then a
+memory round trip. Nothing fails; the kernel is just slow, and no test on a GPU notices. ptxas
+reports it at compile time, so this is checked on every build, GPU or not:
+
+    kernel_resources.py capture REPORT -- nvcc ... -c x.cu -o x.o
+        The compiler launcher (CMake's CUDA_COMPILER_LAUNCHER, tests/cuda/CMakeLists.txt): runs the
+        compile with --resource-usage and writes ptxas's report to REPORT; other output passes on.
+    kernel_resources.py check REPORT...
+        Fails (exit 1) if any ctformer kernel, for any architecture, has a stack frame or spills,
+        or if the reports hold no ctformer kernel at all. Kernels of other libraries (CUB) are
+        listed, not judged. --table prints every kernel.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+ENTRY = re.compile(r"Compiling entry function '([^']+)' for '(sm_\w+)'")
+PROPERTIES = re.compile(r"Function properties for (\S+)")
+FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
+USED = re.compile(r"Used (\d+) registers")
+SMEM = re.compile(r"(\d+) bytes smem")
+
+
+def capture(report, command):
+    result = subprocess.run(command + ["--resource-usage"], stderr=subprocess.PIPE, text=True)
+    os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
+    ptxas, other = [], []
+    for line in result.stderr.splitlines(keepends=True):
+        (ptxas if line.startswith("ptxas info") or FRAME.search(line) else other).append(line)
+    with open(report, "w") as f:
+        f.writelines(ptxas)
+    sys.stderr.writelines(other)
+    return result.returncode
+
+
+def parse(text):
+    """Kernels of one report: {(mangled name, arch): {registers, smem, stack, spill_stores,
+    spill_loads}}."""
+    kernels, current, properties_of = {}, None, None
+    for line in text.splitlines():
+        if m := ENTRY.search(line):
+            current = (m.group(1), m.group(2))
+            kernels[current] = {"registers": 0, "smem": 0, "stack": 0, "spill_stores": 0,
+                                "spill_loads": 0}
+        elif m := PROPERTIES.search(line):
+            properties_of = m.group(1)
+        elif (m := FRAME.search(line)) and current and properties_of == current[0]:
+            kernels[current].update(stack=int(m.group(1)), spill_stores=int(m.group(2)),
+                                    spill_loads=int(m.group(3)))
+        elif (m := USED.search(line)) and current:
+            smem = SMEM.search(line)
+            kernels[current].update(registers=int(m.group(1)), smem=int(smem.group(1)) if smem else 0)
+    return kernels
+
+
+def demangle(names):
+    if not names or not shutil.which("c++filt"):
+        return {n: n for n in names}
+    out = subprocess.run(["c++filt"], input="\n".join(names), capture_output=True, text=True)
+    return dict(zip(names, out.stdout.splitlines()))
+
+
+def is_ours(mangled):
+    return "8ctformer" in mangled  # the namespace, as the Itanium ABI spells it
+
+
+def check(reports, table):
+    kernels = {}
+    missing = [r for r in reports if not os.path.exists(r)]
+    if missing:
+        print(f"kernel_resources: no report {', '.join(missing)}: build the project first (the "
+              "compile of each kernel test writes one)")
+        return 1
+    for report in reports:
+        with open(report) as f:
+            kernels.update(parse(f.read()))
+    names = demangle(sorted({name for name, _ in kernels}))
+    ours = {k: v for k, v in kernels.items() if is_ours(k[0])}
+    if not ours:
+        print(f"kernel_resources: no ctformer kernel in {', '.join(reports)}: was the CUDA code "
+              "compiled through the capture launcher?")
+        return 1
+    bad = {k: v for k, v in ours.items() if v["stack"] or v["spill_stores"] or v["spill_loads"]}
+    if table:
+        print("| arch | kernel | registers | smem (B) | stack (B) | spills (B, st/ld) |")
+        print("| --- | --- | ---: | ---: | ---: | ---: |")
+        for (name, arch), v in sorted(kernels.items(), key=lambda kv: (kv[0][1], names[kv[0][0]])):
+            print(f"| {arch} | {names[name][:140]} | {v['registers']} | {v['smem']} | "
+                  f"{v['stack']} | {v['spill_stores']}/{v['spill_loads']} |")
+    archs = sorted({arch for _, arch in ours})
+    print(f"kernel_resources: {len(ours)} ctformer kernel builds ({', '.join(archs)}) in "
+          f"{len(reports)} reports; {len(kernels) - len(ours)} of other libraries, not judged")
+    for (name, arch), v in sorted(bad.items(), key=lambda kv: (kv[0][1], names[kv[0][0]])):
+        print(f"FAIL {arch} {names[name]}: {v['stack']} bytes stack frame, {v['spill_stores']}/"
+              f"{v['spill_loads']} bytes spilled (stores/loads). Per-thread arrays must be indexed "
+              "by constants only (unroll the loops over them), and registers must fit the launch "
+              "bounds.")
+    return 1 if bad else 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    cap = sub.add_parser("capture")
+    cap.add_argument("report")
+    cap.add_argument("command", nargs=argparse.REMAINDER)
+    chk = sub.add_parser("check")
+    chk.add_argument("reports", nargs="+")
+    chk.add_argument("--table", action="store_true")
+    args = parser.parse_args()
+    if args.mode == "capture":
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        return capture(args.report, command)
+    return check(args.reports, args.table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
