@@ -63,7 +63,7 @@ __device__ __forceinline__ float4 load4(const T* __restrict__ p) {
   using Raw = std::conditional_t<sizeof(T) == 4, uint4, uint2>;
   const Raw raw = *reinterpret_cast<const Raw*>(p);
   T e[4];
-  memcpy(e, &raw, sizeof(raw));
+  memcpy(static_cast<void*>(e), &raw, sizeof(raw));
   return make_float4(to_float(e[0]), to_float(e[1]), to_float(e[2]), to_float(e[3]));
 }
 

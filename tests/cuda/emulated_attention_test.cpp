@@ -1,0 +1,227 @@
+// The CUDA attention kernels (ops/attention_kernels.cuh), run on the CPU by emulation.hpp, against
+// the CPU reference ops: AppendKv's copy into a paged cache, prefill attention over sequences with
+// and without cached keys, and decode attention split 1 to 32 ways with its combine. Every
+// precision and every head size the CUDA backend supports, cache rows the sequences do not own
+// poisoned with NaN, outputs poisoned with NaN.
+//
+// This needs no GPU, so it runs everywhere; it checks the kernels' indexing, masking, split
+// partition and online softmax, not their speed or their memory safety on a real GPU (the
+// `cuda_kernels_*` tests and compute-sanitizer do that where there is one). The launch shapes below
+// follow PagedAttention<cuda>::launch (ops/attention.cuh).
+#define BOOST_TEST_MODULE cuda_emulated_attention
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ctformer/ops/attention.hpp"
+#include "cuda/precision.hpp"
+
+// Last, in this order: emulation.hpp defines threadIdx and friends as macros, for the kernels.
+#include "cuda/emulation.hpp"
+
+#include "ctformer/ops/attention_kernels.cuh"
+
+namespace ctformer::test {
+namespace {
+
+namespace kernels = ops::cuda_kernels;
+using emulation::Dim3;
+
+// The sequences of one step: how many positions each has cached and how many it adds.
+struct StepShape {
+  std::vector<std::int64_t> past, rows;
+};
+
+template <class T>
+std::vector<T> narrowed(const std::vector<float>& v) {
+  std::vector<T> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = static_cast<T>(v[i]);
+  return out;
+}
+
+template <class T>
+std::vector<float> widened(const std::vector<T>& v) {
+  std::vector<float> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = static_cast<float>(v[i]);
+  return out;
+}
+
+// A paged cache whose blocks are handed out in random order, the cached positions filled with
+// random values and every other row with NaN, and a step's q | k | v.
+struct Fixture {
+  std::int64_t C = 0, block_size = 16, N = 0, max_new_rows = 0;
+  std::vector<std::vector<std::int32_t>> tables;
+  std::vector<SequenceSlice> slices;
+  std::vector<float> keys, values, qkv;  // rounded to the kernel's precision
+
+  template <class T>
+  static Fixture create(const StepShape& shape, std::int64_t C, std::mt19937& rng) {
+    Fixture f;
+    f.C = C;
+    f.fill<T>(shape, rng);
+    return f;
+  }
+
+  StepSlices step() const { return {slices, max_new_rows}; }
+
+ private:
+  template <class T>
+  void fill(const StepShape& shape, std::mt19937& rng) {
+    std::int64_t blocks = 0;
+    for (std::size_t i = 0; i < shape.past.size(); ++i)
+      blocks += (shape.past[i] + shape.rows[i] + block_size - 1) / block_size;
+    std::vector<std::int32_t> pool(std::size_t(blocks + 1));  // one spare, never used
+    std::iota(pool.begin(), pool.end(), 0);
+    std::shuffle(pool.begin(), pool.end(), rng);
+    const std::int64_t cache_rows = (blocks + 2) * block_size;
+    keys.assign(std::size_t(cache_rows * C), std::numeric_limits<float>::quiet_NaN());
+    values = keys;
+    const auto random_keys = random_values<T>(keys.size(), rng);
+    const auto random_values_ = random_values<T>(values.size(), rng);
+    std::size_t next = 0;
+    for (std::size_t i = 0; i < shape.past.size(); ++i) {
+      const std::int64_t length = shape.past[i] + shape.rows[i];
+      tables.emplace_back(pool.begin() + std::ptrdiff_t(next),
+                          pool.begin() + std::ptrdiff_t(next) +
+                              std::ptrdiff_t((length + block_size - 1) / block_size));
+      next += tables.back().size();
+      slices.push_back({N, shape.rows[i], shape.past[i], nullptr});
+      N += shape.rows[i];
+      max_new_rows = std::max(max_new_rows, shape.rows[i]);
+    }
+    for (std::size_t i = 0; i < slices.size(); ++i) {
+      slices[i].block_table = tables[i].data();
+      for (std::int64_t t = 0; t < slices[i].past_length; ++t) {
+        const std::int64_t r = ops::cache_row(slices[i], t, block_size);
+        std::copy_n(random_keys.begin() + r * C, C, keys.begin() + r * C);
+        std::copy_n(random_values_.begin() + r * C, C, values.begin() + r * C);
+      }
+    }
+    qkv = random_values<T>(std::size_t(N * 3 * C), rng);
+  }
+};
+
+// AppendKv, then PagedAttention with `splits` splits of each query's keys (1: no combine), as
+// PagedAttention<cuda>::launch runs them; the kernels' cache and output against the CPU ops'.
+template <class T, int D, int kWarps, int kRowsPerWarp>
+void check_attention(const StepShape& shape, std::int64_t n_head, int splits, std::mt19937& rng) {
+  using Shape = kernels::AttentionShape<D, kWarps, kRowsPerWarp>;
+  const std::int64_t C = n_head * D;
+  const Fixture f = Fixture::create<T>(shape, C, rng);
+  const std::string what = std::string(cuda_detail::dtype_name<T>()) + " D=" + std::to_string(D) +
+                           " heads=" + std::to_string(n_head) +
+                           " splits=" + std::to_string(splits) + " rows=" + std::to_string(f.N);
+  const float scale = 1.0f / std::sqrt(float(D));
+
+  // The reference, on the same rounded values.
+  std::vector<float> want_keys = f.keys, want_values = f.values, want(std::size_t(f.N * C));
+  const std::int64_t cache_rows = std::int64_t(f.keys.size()) / C;
+  const KvLayerView<float> want_cache{
+      {want_keys.data(), cache_rows, C}, {want_values.data(), cache_rows, C}, f.block_size};
+  ops::AppendKv<cpu>::run({f.qkv.data(), f.N, 3 * C}, f.step(), want_cache);
+  ops::PagedAttention<cpu>::run({f.qkv.data(), f.N, 3 * C}, f.step(), want_cache, n_head, scale,
+                                {want.data(), f.N, C});
+
+  std::vector<T> qkv = narrowed<T>(f.qkv), keys = narrowed<T>(f.keys),
+                 values = narrowed<T>(f.values);
+  std::vector<T> out(std::size_t(f.N * C), static_cast<T>(std::numeric_limits<float>::quiet_NaN()));
+  std::vector<float> partial(std::size_t(f.N * n_head * splits * (D + 2)),
+                             std::numeric_limits<float>::quiet_NaN());
+  const auto S = unsigned(f.slices.size());
+
+  emulation::launch({unsigned(f.N)}, {unsigned(kernels::kAppendThreads)}, [&] {
+    kernels::append_kv_kernel<T>(qkv.data(), f.slices.data(), int(S), C, f.block_size, keys.data(),
+                                 values.data());
+  });
+  const kernels::AttentionParams<T> params{qkv.data(),
+                                           f.slices.data(),
+                                           keys.data(),
+                                           values.data(),
+                                           out.data(),
+                                           splits > 1 ? partial.data() : nullptr,
+                                           C,
+                                           f.block_size,
+                                           int(n_head),
+                                           splits,
+                                           scale * 1.4426950408889634f};
+  const auto query_blocks = unsigned((f.max_new_rows + Shape::kRows - 1) / Shape::kRows);
+  emulation::launch({S, query_blocks, unsigned(n_head * splits)}, {unsigned(Shape::kThreads)},
+                    [&] { kernels::attention_kernel<T, D, Shape>(params); });
+  if (splits > 1)
+    emulation::launch({unsigned(f.N), unsigned(n_head)}, {unsigned(D)}, [&] {
+      kernels::combine_splits_kernel<T, D>(partial.data(), int(n_head), splits, C, out.data());
+    });
+
+  // The copy is exact, and every row the step does not own keeps its NaN.
+  const auto same = [](float a, float b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+  BOOST_TEST(std::ranges::equal(widened(keys), want_keys, same),
+             what << ": AppendKv's keys differ from the CPU's");
+  BOOST_TEST(std::ranges::equal(widened(values), want_values, same),
+             what << ": AppendKv's values differ from the CPU's");
+  const double err = error_relative_to_scale(widened(out), want);
+  BOOST_TEST_MESSAGE(what << ": error " << err);
+  BOOST_TEST(err <= kernel_tolerance<T>(),
+             what << ": error " << err << " > " << kernel_tolerance<T>());
+}
+
+// A prefill step: a fresh prompt longer than a block of queries (16), one that continues a cached
+// sequence across a key tile (32), long caches with a few and with many new tokens, and one
+// decoding row.
+const StepShape kPrefill{{0, 20, 64, 150, 3}, {37, 5, 16, 40, 1}};
+// A decode step at lengths on either side of key tiles (32) and split minimums (64).
+const StepShape kDecode{{0, 30, 31, 32, 63, 64, 199, 256}, {1, 1, 1, 1, 1, 1, 1, 1}};
+
+// Both launch shapes of PagedAttention<cuda>: 4 warps of 4 queries for prefill, 1 warp of 1 query
+// for decode.
+template <class T, int D>
+void check_head_size(std::mt19937& rng) {
+  check_attention<T, D, 4, 4>(kPrefill, 3, 1, rng);
+  for (const int splits : {1, 2, 5, 32}) check_attention<T, D, 1, 1>(kDecode, 3, splits, rng);
+}
+
+template <class T>
+void check_precision() {
+  std::mt19937 rng(20261130);
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (check_head_size<T, kCudaHeadSizes[I]>(rng), ...);
+  }
+  (std::make_index_sequence<std::size(kCudaHeadSizes)>{});
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(attention_fp32) {
+  check_precision<float>();
+}
+BOOST_AUTO_TEST_CASE(attention_fp16) {
+  check_precision<__half>();
+}
+BOOST_AUTO_TEST_CASE(attention_bf16) {
+  check_precision<__nv_bfloat16>();
+}
+
+// The emulator itself: a shuffle that only some lanes of a warp reach is an error, as it is
+// undefined on a GPU.
+void divergent_shuffle_kernel(float* out) {
+  if (threadIdx.x % 32 < 16) out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+}
+
+BOOST_AUTO_TEST_CASE(emulator_rejects_a_divergent_shuffle) {
+  std::vector<float> out(64);
+  BOOST_CHECK_EXCEPTION(
+      emulation::launch({1}, {64}, [&] { divergent_shuffle_kernel(out.data()); }), std::logic_error,
+      [](const std::logic_error& e) {
+        return std::string(e.what()).find("warp 0: 16 of its 32 lanes reached a shuffle") !=
+               std::string::npos;
+      });
+}
+
+}  // namespace ctformer::test

@@ -1,0 +1,217 @@
+// Runs CUDA kernels on the CPU, to test their logic where there is no GPU. In a C++ (not CUDA)
+// translation unit, include it after every other header and right before a kernel header that
+// needs nothing of the CUDA runtime (such as ops/attention_kernels.cuh): it defines threadIdx,
+// blockIdx, min and max for that header. Launch with
+// emulation::launch(grid, block, [&] { kernel(...); }).
+//
+// Each thread of a block is a fiber (ucontext) with its own stack; __shared__ variables are
+// statics, which all fibers of the block see. Blocks run one at a time. A fiber runs until it
+// reaches __syncthreads() or a warp shuffle, then waits there for the others, so the kernel's code
+// runs with the synchronisation a GPU gives it and no more. The scheduler also checks what a GPU
+// leaves undefined: a shuffle must be reached by all 32 lanes of its warp, and __syncthreads by
+// every thread still running; otherwise launch() throws, naming the block and warp.
+//
+// Built with AddressSanitizer (scripts/sanitize.sh), an out-of-bounds access of a kernel is
+// reported with its file and line, as compute-sanitizer's memcheck would on a GPU. What it cannot
+// check: data races between threads and the memory model (racecheck does, on a GPU), speed, and
+// code that uses CUB, PTX or cuBLASLt. Floating point is the CPU's (no FMA contraction, libm's
+// exp2f), so results agree with a GPU's to rounding, not bit for bit.
+#pragma once
+
+#include <cuda_bf16.h>  // first: the CUDA headers define __shared__ and friends as nothing
+#include <cuda_fp16.h>
+#include <ucontext.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#undef __shared__
+#define __shared__ static
+#undef __launch_bounds__
+#define __launch_bounds__(...)
+#define threadIdx (::ctformer::emulation::active().current->thread)
+#define blockIdx (::ctformer::emulation::active().block)
+#define blockDim (::ctformer::emulation::active().block_dim)
+#define gridDim (::ctformer::emulation::active().grid_dim)
+
+namespace ctformer::emulation {
+
+struct Dim3 {
+  unsigned x = 1, y = 1, z = 1;
+};
+
+struct Fiber {
+  enum class State { runnable, at_barrier, at_shuffle, finished };
+  ucontext_t context{};
+  std::unique_ptr<std::byte[]> stack;
+  State state = State::finished;
+  Dim3 thread{0, 0, 0};
+  int lane = 0;
+  std::uint64_t shuffle_value = 0, shuffle_result = 0;
+  int shuffle_source = 0;
+};
+
+struct Launch {
+  Dim3 grid_dim, block_dim, block{0, 0, 0};
+  std::vector<Fiber> fibers;
+  Fiber* current = nullptr;
+  ucontext_t scheduler{};
+  const std::function<void()>* body = nullptr;
+};
+
+inline Launch*& active_launch() {
+  static Launch* launch = nullptr;
+  return launch;
+}
+inline Launch& active() {
+  return *active_launch();
+}
+
+inline constexpr std::size_t kStackBytes = 128 * 1024;
+
+inline void wait(Fiber::State state) {
+  Launch& l = active();
+  Fiber& f = *l.current;
+  f.state = state;
+  swapcontext(&f.context, &l.scheduler);
+}
+
+inline void run_fiber() {
+  Launch& l = active();
+  (*l.body)();
+  l.current->state = Fiber::State::finished;  // uc_link returns to the scheduler
+}
+
+template <class T>
+T shuffle(unsigned mask, T value, int source_lane, int width) {
+  static_assert(sizeof(T) <= sizeof(std::uint64_t) && std::is_trivially_copyable_v<T>);
+  if (mask != 0xffffffffu || width != 32)
+    throw std::logic_error("emulation: only full-warp shuffles (mask 0xffffffff, width 32)");
+  Fiber& f = *active().current;
+  std::memcpy(&f.shuffle_value, &value, sizeof(T));
+  f.shuffle_source = source_lane & 31;
+  wait(Fiber::State::at_shuffle);
+  T result;
+  std::memcpy(&result, &f.shuffle_result, sizeof(T));
+  return result;
+}
+
+inline std::string block_name(const Launch& l) {
+  return "block (" + std::to_string(l.block.x) + ", " + std::to_string(l.block.y) + ", " +
+         std::to_string(l.block.z) + ")";
+}
+
+// Runs the block's fibers until all have finished.
+inline void run_block(Launch& l) {
+  using State = Fiber::State;
+  const int threads = int(l.fibers.size());
+  for (;;) {
+    for (Fiber& f : l.fibers)
+      if (f.state == State::runnable) {
+        l.current = &f;
+        swapcontext(&l.scheduler, &f.context);
+      }
+    // Every fiber now waits or has finished. Whole warps at a shuffle exchange their values.
+    bool released = false;
+    for (int first = 0; first < threads; first += 32) {
+      const int lanes = std::min(32, threads - first);
+      int at_shuffle = 0, at_barrier = 0;
+      for (int i = first; i < first + lanes; ++i) {
+        at_shuffle += l.fibers[i].state == State::at_shuffle;
+        at_barrier += l.fibers[i].state == State::at_barrier;
+      }
+      if (at_shuffle == 0) continue;
+      if (at_shuffle != 32)
+        throw std::logic_error(
+            "emulation: " + block_name(l) + ", warp " + std::to_string(first / 32) + ": " +
+            std::to_string(at_shuffle) + " of its " + std::to_string(lanes) +
+            " lanes reached a shuffle, " + std::to_string(at_barrier) +
+            " wait at __syncthreads and the others have returned: a divergent shuffle");
+      for (int i = first; i < first + 32; ++i) {
+        Fiber& f = l.fibers[i];
+        f.shuffle_result = l.fibers[first + f.shuffle_source].shuffle_value;
+      }
+      for (int i = first; i < first + 32; ++i) l.fibers[i].state = State::runnable;
+      released = true;
+    }
+    if (released) continue;
+    int alive = 0;
+    for (Fiber& f : l.fibers)
+      if (f.state != State::finished) {
+        ++alive;
+        f.state = State::runnable;  // all of them are at __syncthreads
+      }
+    if (alive == 0) return;
+  }
+}
+
+// Runs `body` (a call of the kernel) once per thread of every block of `grid`.
+inline void launch(Dim3 grid, Dim3 block, const std::function<void()>& body) {
+  Launch l;
+  l.grid_dim = grid;
+  l.block_dim = block;
+  l.body = &body;
+  const unsigned threads = block.x * block.y * block.z;
+  if (threads == 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0)
+    throw std::invalid_argument("emulation: invalid launch shape");
+  l.fibers.resize(threads);
+  for (Fiber& f : l.fibers) f.stack = std::make_unique<std::byte[]>(kStackBytes);
+  Launch* const outer = active_launch();
+  active_launch() = &l;
+  try {
+    for (l.block.z = 0; l.block.z < grid.z; ++l.block.z)
+      for (l.block.y = 0; l.block.y < grid.y; ++l.block.y)
+        for (l.block.x = 0; l.block.x < grid.x; ++l.block.x) {
+          for (unsigned i = 0; i < threads; ++i) {
+            Fiber& f = l.fibers[i];
+            f.thread = {i % block.x, i / block.x % block.y, i / (block.x * block.y)};
+            f.lane = int(i % 32);
+            f.state = Fiber::State::runnable;
+            getcontext(&f.context);
+            f.context.uc_stack.ss_sp = f.stack.get();
+            f.context.uc_stack.ss_size = kStackBytes;
+            f.context.uc_link = &l.scheduler;
+            makecontext(&f.context, run_fiber, 0);
+          }
+          run_block(l);
+        }
+  } catch (...) {
+    active_launch() = outer;
+    throw;
+  }
+  active_launch() = outer;
+}
+
+}  // namespace ctformer::emulation
+
+// The device built-ins the kernels use, as host functions.
+inline void __syncthreads() {
+  ctformer::emulation::wait(ctformer::emulation::Fiber::State::at_barrier);
+}
+template <class T>
+T __shfl_sync(unsigned mask, T value, int source_lane, int width = 32) {
+  return ctformer::emulation::shuffle(mask, value, source_lane, width);
+}
+template <class T>
+T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
+  return ctformer::emulation::shuffle(
+      mask, value, ctformer::emulation::active().current->lane ^ lane_mask, width);
+}
+template <class T>
+T min(T a, T b) {
+  return b < a ? b : a;
+}
+template <class T>
+T max(T a, T b) {
+  return a < b ? b : a;
+}
+inline float rsqrtf(float x) {
+  return 1.0f / std::sqrt(x);
+}
