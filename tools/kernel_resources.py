@@ -10,9 +10,9 @@ reports it at compile time, so this is checked on every build, GPU or not:
         The compiler launcher (CMake's CUDA_COMPILER_LAUNCHER, tests/cuda/CMakeLists.txt): runs the
         compile with --resource-usage and writes ptxas's report to REPORT; other output passes on.
     kernel_resources.py check REPORT...
-        Fails (exit 1) if any ctformer kernel, for any architecture, has a stack frame or spills,
-        or if the reports hold no ctformer kernel at all. Kernels of other libraries (CUB) are
-        listed, not judged. --table prints every kernel.
+        Fails (exit 1) if any ctformer kernel, or device function ptxas did not inline, has a
+        stack frame or spills for any architecture, or if the reports hold no ctformer kernel at
+        all. Kernels of other libraries (CUB) are listed, not judged. --table prints every one.
 """
 import argparse
 import os
@@ -26,10 +26,12 @@ PROPERTIES = re.compile(r"Function properties for (\S+)")
 FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 USED = re.compile(r"Used (\d+) registers")
 SMEM = re.compile(r"(\d+) bytes smem")
+CUMULATIVE_STACK = re.compile(r"(\d+) bytes cumulative stack size")
 
 
 def capture(report, command):
-    result = subprocess.run(command + ["--resource-usage"], stderr=subprocess.PIPE, text=True)
+    result = subprocess.run(command + ["--resource-usage"], stderr=subprocess.PIPE, text=True,
+                            errors="replace")
     os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
     ptxas, other = [], []
     for line in result.stderr.splitlines(keepends=True):
@@ -41,23 +43,32 @@ def capture(report, command):
 
 
 def parse(text):
-    """Kernels of one report: {(mangled name, arch): {registers, smem, stack, spill_stores,
-    spill_loads}}."""
-    kernels, current, properties_of = {}, None, None
+    """Functions of one report, kernels and the device functions ptxas did not inline:
+    {(mangled name, arch): {registers, smem, stack, spill_stores, spill_loads}}. A report holds one
+    architecture after another; a device function's properties follow its architecture's
+    kernels."""
+    functions, arch, properties_of, current_entry = {}, None, None, None
+
+    def function(name):
+        return functions.setdefault((name, arch), {"registers": 0, "smem": 0, "stack": 0,
+                                                   "spill_stores": 0, "spill_loads": 0})
+
     for line in text.splitlines():
         if m := ENTRY.search(line):
-            current = (m.group(1), m.group(2))
-            kernels[current] = {"registers": 0, "smem": 0, "stack": 0, "spill_stores": 0,
-                                "spill_loads": 0}
-        elif m := PROPERTIES.search(line):
+            arch, current_entry = m.group(2), m.group(1)
+            function(current_entry)
+        elif (m := PROPERTIES.search(line)) and arch:
             properties_of = m.group(1)
-        elif (m := FRAME.search(line)) and current and properties_of == current[0]:
-            kernels[current].update(stack=int(m.group(1)), spill_stores=int(m.group(2)),
-                                    spill_loads=int(m.group(3)))
-        elif (m := USED.search(line)) and current:
-            smem = SMEM.search(line)
-            kernels[current].update(registers=int(m.group(1)), smem=int(smem.group(1)) if smem else 0)
-    return kernels
+        elif (m := FRAME.search(line)) and properties_of:
+            function(properties_of).update(stack=int(m.group(1)), spill_stores=int(m.group(2)),
+                                           spill_loads=int(m.group(3)))
+        elif (m := USED.search(line)) and current_entry:
+            smem, stack = SMEM.search(line), CUMULATIVE_STACK.search(line)
+            f = function(current_entry)
+            f.update(registers=int(m.group(1)), smem=int(smem.group(1)) if smem else 0)
+            if stack:  # the kernel's frame and those of the functions it calls
+                f["stack"] = max(f["stack"], int(stack.group(1)))
+    return functions
 
 
 def demangle(names):
@@ -72,7 +83,7 @@ def is_ours(mangled):
 
 
 def check(reports, table):
-    kernels = {}
+    functions = {}
     missing = [r for r in reports if not os.path.exists(r)]
     if missing:
         print(f"kernel_resources: no report {', '.join(missing)}: build the project first (the "
@@ -80,9 +91,9 @@ def check(reports, table):
         return 1
     for report in reports:
         with open(report) as f:
-            kernels.update(parse(f.read()))
-    names = demangle(sorted({name for name, _ in kernels}))
-    ours = {k: v for k, v in kernels.items() if is_ours(k[0])}
+            functions.update(parse(f.read()))
+    names = demangle(sorted({name for name, _ in functions}))
+    ours = {k: v for k, v in functions.items() if is_ours(k[0])}
     if not ours:
         print(f"kernel_resources: no ctformer kernel in {', '.join(reports)}: was the CUDA code "
               "compiled through the capture launcher?")
@@ -91,12 +102,13 @@ def check(reports, table):
     if table:
         print("| arch | kernel | registers | smem (B) | stack (B) | spills (B, st/ld) |")
         print("| --- | --- | ---: | ---: | ---: | ---: |")
-        for (name, arch), v in sorted(kernels.items(), key=lambda kv: (kv[0][1], names[kv[0][0]])):
+        by_arch_and_name = sorted(functions.items(), key=lambda kv: (kv[0][1], names[kv[0][0]]))
+        for (name, arch), v in by_arch_and_name:
             print(f"| {arch} | {names[name][:140]} | {v['registers']} | {v['smem']} | "
                   f"{v['stack']} | {v['spill_stores']}/{v['spill_loads']} |")
     archs = sorted({arch for _, arch in ours})
-    print(f"kernel_resources: {len(ours)} ctformer kernel builds ({', '.join(archs)}) in "
-          f"{len(reports)} reports; {len(kernels) - len(ours)} of other libraries, not judged")
+    print(f"kernel_resources: {len(ours)} ctformer functions ({', '.join(archs)}) in "
+          f"{len(reports)} reports; {len(functions) - len(ours)} of other libraries, not judged")
     for (name, arch), v in sorted(bad.items(), key=lambda kv: (kv[0][1], names[kv[0][0]])):
         print(f"FAIL {arch} {names[name]}: {v['stack']} bytes stack frame, {v['spill_stores']}/"
               f"{v['spill_loads']} bytes spilled (stores/loads). Per-thread arrays must be indexed "

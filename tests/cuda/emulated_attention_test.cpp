@@ -224,4 +224,37 @@ BOOST_AUTO_TEST_CASE(emulator_rejects_a_divergent_shuffle) {
       });
 }
 
+// Lanes at two different shuffles would exchange values on the emulator; on a GPU that is
+// undefined, so it is an error.
+void mismatched_shuffle_kernel(float* out) {
+  if (threadIdx.x % 2 == 0)
+    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+  else
+    out[threadIdx.x] = __shfl_sync(0xffffffffu, 2.0f, 0);
+}
+
+BOOST_AUTO_TEST_CASE(emulator_rejects_lanes_at_different_shuffles) {
+  std::vector<float> out(32);
+  BOOST_CHECK_EXCEPTION(
+      emulation::launch({1}, {32}, [&] { mismatched_shuffle_kernel(out.data()); }),
+      std::logic_error, [](const std::logic_error& e) {
+        return std::string(e.what()).find("lane 1 is at __shfl_sync") != std::string::npos;
+      });
+}
+
+// An exception in a kernel's code (here: a shuffle over part of a warp, which the emulator does
+// not model) reaches the caller of launch(), instead of unwinding off the fiber's stack.
+void partial_mask_kernel(float* out) {
+  out[threadIdx.x] = __shfl_sync(0x0000ffffu, 1.0f, 0);
+}
+
+BOOST_AUTO_TEST_CASE(emulator_passes_on_a_kernel_exception) {
+  std::vector<float> out(32);
+  BOOST_CHECK_EXCEPTION(emulation::launch({1}, {32}, [&] { partial_mask_kernel(out.data()); }),
+                        std::logic_error, [](const std::logic_error& e) {
+                          return std::string(e.what()).find("only full-warp shuffles") !=
+                                 std::string::npos;
+                        });
+}
+
 }  // namespace ctformer::test

@@ -8,14 +8,19 @@
 // statics, which all fibers of the block see. Blocks run one at a time. A fiber runs until it
 // reaches __syncthreads() or a warp shuffle, then waits there for the others, so the kernel's code
 // runs with the synchronisation a GPU gives it and no more. The scheduler also checks what a GPU
-// leaves undefined: a shuffle must be reached by all 32 lanes of its warp, and __syncthreads by
-// every thread still running; otherwise launch() throws, naming the block and warp.
+// leaves undefined: a shuffle must be reached by all 32 lanes of its warp, all at the same one
+// (call site, kind and size), and __syncthreads by every thread still running; otherwise launch()
+// throws, naming the block and warp. So does an exception thrown in the kernel's code.
 //
-// Built with AddressSanitizer (scripts/sanitize.sh), an out-of-bounds access of a kernel is
-// reported with its file and line, as compute-sanitizer's memcheck would on a GPU. What it cannot
-// check: data races between threads and the memory model (racecheck does, on a GPU), speed, and
-// code that uses CUB, PTX or cuBLASLt. Floating point is the CPU's (no FMA contraction, libm's
-// exp2f), so results agree with a GPU's to rounding, not bit for bit.
+// Built with AddressSanitizer and UBSan (scripts/sanitize.sh), a kernel's out-of-bounds access to
+// global memory (what its pointer arguments point to) is reported with its file and line, as
+// compute-sanitizer's memcheck would on a GPU. In shared memory only a direct subscript past its
+// array is (UBSan), not an access through a cast pointer: function-local statics get no redzones.
+// Shared memory starts zeroed and keeps the last block's values, where a GPU's is undefined, so a
+// read before any write goes unnoticed. What it cannot check: data races between threads and the
+// memory model (racecheck does, on a GPU), speed, and code that uses CUB, PTX or cuBLASLt. Floating
+// point is the CPU's (no FMA contraction, libm's exp2f), so results agree with a GPU's to rounding,
+// not bit for bit.
 #pragma once
 
 #include <cuda_bf16.h>  // first: the CUDA headers define __shared__ and friends as nothing
@@ -25,8 +30,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <memory>
+#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -56,6 +63,10 @@ struct Fiber {
   int lane = 0;
   std::uint64_t shuffle_value = 0, shuffle_result = 0;
   int shuffle_source = 0;
+  // Where the shuffle was called, and its kind and size: every lane of the warp must agree.
+  std::source_location shuffle_site;
+  const char* shuffle_kind = "";
+  std::size_t shuffle_bytes = 0;
 };
 
 struct Launch {
@@ -64,10 +75,11 @@ struct Launch {
   Fiber* current = nullptr;
   ucontext_t scheduler{};
   const std::function<void()>* body = nullptr;
+  std::exception_ptr error;  // thrown in a fiber, rethrown by launch()
 };
 
 inline Launch*& active_launch() {
-  static Launch* launch = nullptr;
+  thread_local Launch* launch = nullptr;
   return launch;
 }
 inline Launch& active() {
@@ -83,20 +95,34 @@ inline void wait(Fiber::State state) {
   swapcontext(&f.context, &l.scheduler);
 }
 
+// An exception must not unwind past the fiber's first frame: it is kept, and launch() rethrows it.
 inline void run_fiber() {
   Launch& l = active();
-  (*l.body)();
+  try {
+    (*l.body)();
+  } catch (...) {
+    l.error = std::current_exception();
+  }
   l.current->state = Fiber::State::finished;  // uc_link returns to the scheduler
 }
 
+inline std::string where(const std::source_location& site) {
+  return std::string(site.file_name()) + ":" + std::to_string(site.line());
+}
+
 template <class T>
-T shuffle(unsigned mask, T value, int source_lane, int width) {
+T shuffle(unsigned mask, T value, int source_lane, int width, const char* kind,
+          const std::source_location& site) {
   static_assert(sizeof(T) <= sizeof(std::uint64_t) && std::is_trivially_copyable_v<T>);
   if (mask != 0xffffffffu || width != 32)
-    throw std::logic_error("emulation: only full-warp shuffles (mask 0xffffffff, width 32)");
+    throw std::logic_error("emulation: only full-warp shuffles (mask 0xffffffff, width 32), at " +
+                           where(site));
   Fiber& f = *active().current;
   std::memcpy(&f.shuffle_value, &value, sizeof(T));
   f.shuffle_source = source_lane & 31;
+  f.shuffle_site = site;
+  f.shuffle_kind = kind;
+  f.shuffle_bytes = sizeof(T);
   wait(Fiber::State::at_shuffle);
   T result;
   std::memcpy(&result, &f.shuffle_result, sizeof(T));
@@ -117,6 +143,7 @@ inline void run_block(Launch& l) {
       if (f.state == State::runnable) {
         l.current = &f;
         swapcontext(&l.scheduler, &f.context);
+        if (l.error) std::rethrow_exception(l.error);
       }
     // Every fiber now waits or has finished. Whole warps at a shuffle exchange their values.
     bool released = false;
@@ -134,6 +161,19 @@ inline void run_block(Launch& l) {
             std::to_string(at_shuffle) + " of its " + std::to_string(lanes) +
             " lanes reached a shuffle, " + std::to_string(at_barrier) +
             " wait at __syncthreads and the others have returned: a divergent shuffle");
+      const Fiber& lane0 = l.fibers[first];
+      for (int i = first + 1; i < first + 32; ++i) {
+        const Fiber& f = l.fibers[i];
+        if (f.shuffle_site.line() != lane0.shuffle_site.line() ||
+            f.shuffle_site.column() != lane0.shuffle_site.column() ||
+            std::strcmp(f.shuffle_site.file_name(), lane0.shuffle_site.file_name()) != 0 ||
+            f.shuffle_kind != lane0.shuffle_kind || f.shuffle_bytes != lane0.shuffle_bytes)
+          throw std::logic_error("emulation: " + block_name(l) + ", warp " +
+                                 std::to_string(first / 32) + ": lane " +
+                                 std::to_string(i - first) + " is at " + f.shuffle_kind + " (" +
+                                 where(f.shuffle_site) + ") and lane 0 at " + lane0.shuffle_kind +
+                                 " (" + where(lane0.shuffle_site) + ")");
+      }
       for (int i = first; i < first + 32; ++i) {
         Fiber& f = l.fibers[i];
         f.shuffle_result = l.fibers[first + f.shuffle_source].shuffle_value;
@@ -196,13 +236,16 @@ inline void __syncthreads() {
   ctformer::emulation::wait(ctformer::emulation::Fiber::State::at_barrier);
 }
 template <class T>
-T __shfl_sync(unsigned mask, T value, int source_lane, int width = 32) {
-  return ctformer::emulation::shuffle(mask, value, source_lane, width);
+T __shfl_sync(unsigned mask, T value, int source_lane, int width = 32,
+              std::source_location site = std::source_location::current()) {
+  return ctformer::emulation::shuffle(mask, value, source_lane, width, "__shfl_sync", site);
 }
 template <class T>
-T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
-  return ctformer::emulation::shuffle(
-      mask, value, ctformer::emulation::active().current->lane ^ lane_mask, width);
+T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32,
+                  std::source_location site = std::source_location::current()) {
+  return ctformer::emulation::shuffle(mask, value,
+                                      ctformer::emulation::active().current->lane ^ lane_mask,
+                                      width, "__shfl_xor_sync", site);
 }
 template <class T>
 T min(T a, T b) {
