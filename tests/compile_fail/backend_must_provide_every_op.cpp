@@ -16,8 +16,6 @@ struct LayerNorm<partial_backend> : LayerNorm<cpu> {};
 template <>
 struct Linear<partial_backend> : Linear<cpu> {};
 template <>
-struct AppendKv<partial_backend> : AppendKv<cpu> {};
-template <>
 struct GatherRows<partial_backend> : GatherRows<cpu> {};
 template <>
 struct Argmax<partial_backend> : Argmax<cpu> {};

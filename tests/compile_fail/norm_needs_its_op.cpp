@@ -19,8 +19,6 @@ struct LayerNorm<gpt2_only_backend> : LayerNorm<cpu> {};
 template <>
 struct Linear<gpt2_only_backend> : Linear<cpu> {};
 template <>
-struct AppendKv<gpt2_only_backend> : AppendKv<cpu> {};
-template <>
 struct PagedAttention<gpt2_only_backend> : PagedAttention<cpu> {};
 template <>
 struct GatherRows<gpt2_only_backend> : GatherRows<cpu> {};

@@ -1,6 +1,7 @@
 // The CUDA attention kernels (ops/attention_kernels.cuh), run on the CPU by emulation.hpp, against
-// the CPU reference ops: AppendKv's copy into a paged cache, prefill attention over sequences with
-// and without cached keys, and decode attention split 1 to 32 ways with its combine. Every
+// the CPU reference op: the keys and values a step appends to a paged cache, prefill attention over
+// sequences with and without cached keys, and decode attention split 1 to 32 ways with its
+// combine. Every
 // precision and every head size the CUDA backend supports, cache rows the sequences do not own
 // poisoned with NaN, outputs poisoned with NaN.
 //
@@ -109,8 +110,8 @@ struct Fixture {
   }
 };
 
-// AppendKv, then PagedAttention with `splits` splits of each query's keys (1: no combine), as
-// PagedAttention<cuda>::launch runs them; the kernels' cache and output against the CPU ops'.
+// PagedAttention with `splits` splits of each query's keys (1: no combine), as
+// PagedAttention<cuda>::launch runs it; the kernels' cache and output against the CPU op's.
 template <class T, int D, int kWarps, int kRowsPerWarp>
 void check_attention(const StepShape& shape, std::int64_t n_head, int splits, std::mt19937& rng) {
   using Shape = kernels::AttentionShape<D, kWarps, kRowsPerWarp>;
@@ -126,7 +127,6 @@ void check_attention(const StepShape& shape, std::int64_t n_head, int splits, st
   const std::int64_t cache_rows = std::int64_t(f.keys.size()) / C;
   const KvLayerView<float> want_cache{
       {want_keys.data(), cache_rows, C}, {want_values.data(), cache_rows, C}, f.block_size};
-  ops::AppendKv<cpu>::run({f.qkv.data(), f.N, 3 * C}, f.step(), want_cache);
   ops::PagedAttention<cpu>::run({f.qkv.data(), f.N, 3 * C}, f.step(), want_cache, n_head, scale,
                                 {want.data(), f.N, C});
 
@@ -137,10 +137,6 @@ void check_attention(const StepShape& shape, std::int64_t n_head, int splits, st
                              std::numeric_limits<float>::quiet_NaN());
   const auto S = unsigned(f.slices.size());
 
-  emulation::launch({unsigned(f.N)}, {unsigned(kernels::kAppendThreads)}, [&] {
-    kernels::append_kv_kernel<T>(qkv.data(), f.slices.data(), int(S), C, f.block_size, keys.data(),
-                                 values.data());
-  });
   const kernels::AttentionParams<T> params{qkv.data(),
                                            f.slices.data(),
                                            keys.data(),
@@ -160,12 +156,12 @@ void check_attention(const StepShape& shape, std::int64_t n_head, int splits, st
       kernels::combine_splits_kernel<T, D>(partial.data(), int(n_head), splits, C, out.data());
     });
 
-  // The copy is exact, and every row the step does not own keeps its NaN.
+  // The step's keys and values are copied exactly, and every row it does not own keeps its NaN.
   const auto same = [](float a, float b) { return a == b || (std::isnan(a) && std::isnan(b)); };
   BOOST_TEST(std::ranges::equal(widened(keys), want_keys, same),
-             what << ": AppendKv's keys differ from the CPU's");
+             what << ": the cache's keys differ from the CPU's");
   BOOST_TEST(std::ranges::equal(widened(values), want_values, same),
-             what << ": AppendKv's values differ from the CPU's");
+             what << ": the cache's values differ from the CPU's");
   const double err = error_relative_to_scale(widened(out), want);
   BOOST_TEST_MESSAGE(what << ": error " << err);
   BOOST_TEST(err <= kernel_tolerance<T>(),

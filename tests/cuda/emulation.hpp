@@ -5,7 +5,8 @@
 // emulation::launch(grid, block, [&] { kernel(...); }).
 //
 // Each thread of a block is a fiber (ucontext) with its own stack; __shared__ variables are
-// statics, which all fibers of the block see. Blocks run one at a time. A fiber runs until it
+// statics, which all fibers of the block see. Blocks run one at a time, in a shuffled order (see
+// shuffled_blocks). A fiber runs until it
 // reaches __syncthreads() or a warp shuffle, then waits there for the others, so the kernel's code
 // runs with the synchronisation a GPU gives it and no more. The scheduler also checks what a GPU
 // leaves undefined: a shuffle must be reached by all 32 lanes of its warp, all at the same one
@@ -27,12 +28,14 @@
 #include <cuda_fp16.h>
 #include <ucontext.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <random>
 #include <source_location>
 #include <stdexcept>
 #include <string>
@@ -192,6 +195,18 @@ inline void run_block(Launch& l) {
   }
 }
 
+// Every block of the grid, in an order shuffled by a fixed seed. A GPU runs blocks in no set order,
+// so a block that reads what another block of the same launch writes races with it; here it sees
+// those writes only when the shuffle runs the writer first, and a test over several shapes fails.
+inline std::vector<Dim3> shuffled_blocks(Dim3 grid) {
+  std::vector<Dim3> blocks;
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) blocks.push_back({x, y, z});
+  std::shuffle(blocks.begin(), blocks.end(), std::mt19937(20261130));
+  return blocks;
+}
+
 // Runs `body` (a call of the kernel) once per thread of every block of `grid`.
 inline void launch(Dim3 grid, Dim3 block, const std::function<void()>& body) {
   Launch l;
@@ -206,22 +221,21 @@ inline void launch(Dim3 grid, Dim3 block, const std::function<void()>& body) {
   Launch* const outer = active_launch();
   active_launch() = &l;
   try {
-    for (l.block.z = 0; l.block.z < grid.z; ++l.block.z)
-      for (l.block.y = 0; l.block.y < grid.y; ++l.block.y)
-        for (l.block.x = 0; l.block.x < grid.x; ++l.block.x) {
-          for (unsigned i = 0; i < threads; ++i) {
-            Fiber& f = l.fibers[i];
-            f.thread = {i % block.x, i / block.x % block.y, i / (block.x * block.y)};
-            f.lane = int(i % 32);
-            f.state = Fiber::State::runnable;
-            getcontext(&f.context);
-            f.context.uc_stack.ss_sp = f.stack.get();
-            f.context.uc_stack.ss_size = kStackBytes;
-            f.context.uc_link = &l.scheduler;
-            makecontext(&f.context, run_fiber, 0);
-          }
-          run_block(l);
-        }
+    for (const Dim3& block_index : shuffled_blocks(grid)) {
+      l.block = block_index;
+      for (unsigned i = 0; i < threads; ++i) {
+        Fiber& f = l.fibers[i];
+        f.thread = {i % block.x, i / block.x % block.y, i / (block.x * block.y)};
+        f.lane = int(i % 32);
+        f.state = Fiber::State::runnable;
+        getcontext(&f.context);
+        f.context.uc_stack.ss_sp = f.stack.get();
+        f.context.uc_stack.ss_size = kStackBytes;
+        f.context.uc_link = &l.scheduler;
+        makecontext(&f.context, run_fiber, 0);
+      }
+      run_block(l);
+    }
   } catch (...) {
     active_launch() = outer;
     throw;

@@ -151,7 +151,8 @@ void check_linear(std::mt19937& rng) {
            "linear on operands one element into their buffers");
 }
 
-// A ragged step over a paged cache with shuffled blocks: AppendKv, then PagedAttention.
+// A ragged step over a paged cache with shuffled blocks: PagedAttention, which appends the step's
+// keys and values, then attends.
 template <class T>
 void check_attention_case(std::mt19937& rng, int D, std::int64_t n_head, std::int64_t block_size,
                           const std::vector<std::int64_t>& past,
@@ -202,18 +203,16 @@ void check_attention_case(std::mt19937& rng, int D, std::int64_t n_head, std::in
       {d_keys.data(), cache_rows, C}, {d_values.data(), cache_rows, C}, block_size};
   const float scale = 1.0f / std::sqrt(float(D));
   std::vector<float> want(N * C);
-  ops::AppendKv<cpu>::run({qkv.data(), N, 3 * C}, host_step, cpu_cache);
   ops::PagedAttention<cpu>::run({qkv.data(), N, 3 * C}, host_step, cpu_cache, n_head, scale,
                                 {want.data(), N, C});
   auto out = poisoned<T>(N * C);
-  ops::AppendKv<cuda>::run<T>({d_qkv.data(), N, 3 * C}, device_step, gpu_cache);
   ops::PagedAttention<cuda>::run<T>({d_qkv.data(), N, 3 * C}, device_step, gpu_cache, n_head, scale,
                                     {out.data(), N, C});
   const std::string what = "attention D=" + std::to_string(D) + " heads=" + std::to_string(n_head) +
                            " S=" + std::to_string(S) + " max_rows=" + std::to_string(max_rows) +
                            " max_length=" + std::to_string(max_length);
   check<T>(to_host(out.data(), N * C), want, what);
-  // AppendKv copies exactly: the caches must be equal.
+  // The step's keys and values are copied exactly: the caches must be equal.
   check<T>(to_host(d_keys.data(), cache_rows * C), keys, what + " (keys)", 0.0);
   check<T>(to_host(d_values.data(), cache_rows * C), values, what + " (values)", 0.0);
 }

@@ -36,7 +36,6 @@ class CausalSelfAttention {
                const AttentionStep<A>& step, MatrixView<A> residual,
                const BlockScratch<A>& scratch) const {
     ops::Linear<B>::run(x, w_qkv_, span(b_qkv_), ops::Epilogue::bias, scratch.qkv);
-    ops::AppendKv<B>::run(scratch.qkv, step.slices, step.cache);
     ops::PagedAttention<B>::run(scratch.qkv, step.slices, step.cache, n_head_, scale_,
                                 scratch.mixed);
     ops::Linear<B>::run(scratch.mixed, w_out_, span(b_out_), ops::Epilogue::bias_residual,

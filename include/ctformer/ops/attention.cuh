@@ -1,4 +1,4 @@
-// CUDA attention over the paged KV cache: AppendKv and PagedAttention, which launch the kernels of
+// CUDA attention over the paged KV cache: PagedAttention, which launches the kernels of
 // ops/attention_kernels.cuh (the algorithm is described there).
 //
 // The head size is a template argument: with_head_size() below is the one place where a model's
@@ -52,43 +52,27 @@ void with_head_size(std::int64_t head_size, F&& f) {
 namespace ops {
 
 template <>
-struct AppendKv<cuda> {
-  template <cuda_detail::DeviceElement T>
-  static void run(MatrixView<const std::type_identity_t<T>> qkv,  // (N, 3C)
-                  const StepSlices& step,                         // slices in device memory
-                  KvLayerView<T> cache) {
-    if (qkv.rows == 0) return;
-    cuda_kernels::append_kv_kernel<T>
-        <<<unsigned(qkv.rows), cuda_kernels::kAppendThreads, 0, cuda_detail::stream()>>>(
-            qkv.data, step.slices.data(), int(step.slices.size()), cache.keys.cols,
-            cache.block_size, cache.keys.data, cache.values.data);
-    CTFORMER_CUDA_CHECK_LAUNCH("append_kv_kernel");
-  }
-};
-
-template <>
 struct PagedAttention<cuda> {
   // Splitting the keys of one decode query across blocks: at most this many splits.
   static constexpr std::int64_t kMaxSplits = 32;
 
+  // Appends the step's keys and values to the cache, then attends. Positions (past_length +
+  // num_rows of a slice) must be below 2^31: the model keeps them below n_positions.
   template <cuda_detail::DeviceElement T>
-  static void run(MatrixView<const std::type_identity_t<T>> qkv,  // (N, 3C); q part is read
+  static void run(MatrixView<const std::type_identity_t<T>> qkv,  // (N, 3C)
                   const StepSlices& step,                         // slices in device memory
-                  KvLayerView<const std::type_identity_t<T>> cache, std::int64_t n_head,
-                  float scale,
+                  KvLayerView<T> cache, std::int64_t n_head, float scale,
                   MatrixView<T> out) {  // (N, C)
     if (qkv.rows == 0) return;
     const std::int64_t C = cache.keys.cols;
-    if (n_head <= 0 || C % n_head != 0)
-      throw InputError("PagedAttention: the cache's width " + std::to_string(C) +
-                       " is not a multiple of n_head " + std::to_string(n_head));
-    // The kernel reads four elements a load: their address must be aligned to four elements, as
-    // every layer of a PagedKvCache is.
+    check_attention_shapes(qkv.rows, qkv.cols, C, n_head, out.rows, out.cols);
+    // The kernel moves four elements at a time: qkv and the cache must be aligned to four
+    // elements, as activations and every layer of a PagedKvCache are.
     auto aligned = [](const T* p) {
       return reinterpret_cast<std::uintptr_t>(p) % (4 * sizeof(T)) == 0;
     };
-    if (!aligned(cache.keys.data) || !aligned(cache.values.data))
-      throw InputError("PagedAttention: the cache's keys and values must start on a " +
+    if (!aligned(qkv.data) || !aligned(cache.keys.data) || !aligned(cache.values.data))
+      throw InputError("PagedAttention: qkv and the cache's keys and values must start on a " +
                        std::to_string(4 * sizeof(T)) + "-byte boundary");
     cuda_detail::with_head_size(C / n_head, [&]<int D>() {
       if (step.max_new_rows == 1)
@@ -100,7 +84,7 @@ struct PagedAttention<cuda> {
 
  private:
   template <class T, int D, int kWarps, int kRowsPerWarp>
-  static void launch(MatrixView<const T> qkv, const StepSlices& step, KvLayerView<const T> cache,
+  static void launch(MatrixView<const T> qkv, const StepSlices& step, KvLayerView<T> cache,
                      std::int64_t n_head, float scale, MatrixView<T> out) {
     using Shape = cuda_kernels::AttentionShape<D, kWarps, kRowsPerWarp>;
     using cuda_detail::ceil_div;
@@ -109,7 +93,7 @@ struct PagedAttention<cuda> {
     const std::int64_t N = qkv.rows, C = cache.keys.cols;
 
     // Decode: enough splits that the blocks fill the GPU twice over. Not from the lengths: see the
-    // top of this file.
+    // top of ops/attention_kernels.cuh.
     const std::int64_t splits =
         step.max_new_rows == 1
             ? std::clamp<std::int64_t>(ceil_div(2 * context.device().multiprocessors, S * n_head),

@@ -1,5 +1,6 @@
-// Causal self-attention over the paged KV cache. AppendKv writes a step's new keys and values into
-// the cache; PagedAttention then attends each new query to every cached position up to its own.
+// Causal self-attention over the paged KV cache: PagedAttention writes a step's new keys and values
+// into the cache, then attends each new query to every cached position up to its own. One op, so
+// that a backend may do both in one pass (the CUDA kernel does).
 #pragma once
 
 #include <algorithm>
@@ -7,10 +8,12 @@
 #include <cstdint>
 #include <numeric>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "ctformer/backends/cpu.hpp"
 #include "ctformer/cache/paged_kv_cache.hpp"
+#include "ctformer/core/error.hpp"
 #include "ctformer/core/matrix_view.hpp"
 #include "ctformer/core/parallel.hpp"
 
@@ -34,34 +37,33 @@ inline float dot(const float* a, const float* b, std::int64_t n) {
   return sum;
 }
 
-template <class Backend>
-struct AppendKv;
-
-template <>
-struct AppendKv<cpu> {
-  static void run(MatrixView<const float> qkv,  // (N, 3C): q | k | v, as GPT-2's c_attn emits them
-                  const StepSlices& step, KvLayerView<float> cache) {
-    const std::int64_t C = cache.keys.cols;
-    for (const SequenceSlice& s : step.slices)
-      for (std::int64_t i = 0; i < s.num_rows; ++i) {
-        const float* row = qkv.row(s.first_row + i);
-        const std::int64_t r = cache_row(s, s.past_length + i, cache.block_size);
-        std::copy_n(row + C, C, cache.keys.row(r));
-        std::copy_n(row + 2 * C, C, cache.values.row(r));
-      }
-  }
-};
+// Throws InputError unless qkv is (N, 3C) and out (N, C) for a cache of width C = n_head * D.
+inline void check_attention_shapes(std::int64_t qkv_rows, std::int64_t qkv_cols, std::int64_t C,
+                                   std::int64_t n_head, std::int64_t out_rows,
+                                   std::int64_t out_cols) {
+  if (n_head <= 0 || C % n_head != 0)
+    throw InputError("PagedAttention: the cache's width " + std::to_string(C) +
+                     " is not a multiple of n_head " + std::to_string(n_head));
+  if (qkv_cols != 3 * C || out_cols != C || out_rows != qkv_rows)
+    throw InputError("PagedAttention: qkv is " + std::to_string(qkv_rows) + " x " +
+                     std::to_string(qkv_cols) + " and out " + std::to_string(out_rows) + " x " +
+                     std::to_string(out_cols) + "; with a cache of width " + std::to_string(C) +
+                     " they must be N x " + std::to_string(3 * C) + " and N x " +
+                     std::to_string(C));
+}
 
 template <class Backend>
 struct PagedAttention;
 
 template <>
 struct PagedAttention<cpu> {
-  static void run(MatrixView<const float> qkv,  // (N, 3C); only the q part is read
-                  const StepSlices& step, KvLayerView<const float> cache, std::int64_t n_head,
+  static void run(MatrixView<const float> qkv,  // (N, 3C): q | k | v, as GPT-2's c_attn emits them
+                  const StepSlices& step, KvLayerView<float> cache, std::int64_t n_head,
                   float scale,
                   MatrixView<float> out) {  // (N, C)
     const std::int64_t C = cache.keys.cols;
+    check_attention_shapes(qkv.rows, qkv.cols, C, n_head, out.rows, out.cols);
+    append(qkv, step, cache);
     const std::int64_t D = C / n_head;
     // A task is up to kRowsPerTask new rows of one sequence, all heads together: each cached key
     // and value row (C floats, the rows of a block adjacent) is then read front to back, which the
@@ -116,6 +118,19 @@ struct PagedAttention<cpu> {
         }
       }
     }
+  }
+
+ private:
+  static void append(MatrixView<const float> qkv, const StepSlices& step,
+                     KvLayerView<float> cache) {
+    const std::int64_t C = cache.keys.cols;
+    for (const SequenceSlice& s : step.slices)
+      for (std::int64_t i = 0; i < s.num_rows; ++i) {
+        const float* row = qkv.row(s.first_row + i);
+        const std::int64_t r = cache_row(s, s.past_length + i, cache.block_size);
+        std::copy_n(row + C, C, cache.keys.row(r));
+        std::copy_n(row + 2 * C, C, cache.values.row(r));
+      }
   }
 };
 

@@ -1,12 +1,11 @@
 // The CUDA attention kernels, which ops/attention.cuh launches.
 //
-// AppendKv: one block per new token copies its k and v into the cache rows its block table names.
-//
 // PagedAttention, flash-attention style: a block takes kRows queries of one sequence and one head,
 // streams the sequence's keys and values through shared memory 32 at a time (one key per lane for
 // the scores, one output channel per lane for the values) and keeps a running max and sum per query
 // (online softmax), so no score matrix is ever stored. Scores are kept in base 2 (exp2f) with
-// scale * log2(e) folded into the queries.
+// scale * log2(e) folded into the queries. It also writes the step's keys and values to the cache
+// (what AppendKv is on the CPU), so a layer's attention is one launch, or two with decode splits.
 //
 // Decode (every sequence adds one token), flash-decoding style: the keys of each sequence are also
 // split across blocks (`splits`) when sequences x heads would not fill the GPU; each split writes
@@ -41,45 +40,12 @@ __device__ __forceinline__ std::int64_t cache_row(const SequenceSlice& s, int po
   return std::int64_t(s.block_table[position / block_size]) * block_size + position % block_size;
 }
 
-// The slice holding step row `row`: the last one whose first_row <= row (slices are in row order).
-__device__ __forceinline__ int find_slice(const SequenceSlice* slices, int count,
-                                          std::int64_t row) {
-  int lo = 0, hi = count - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (slices[mid].first_row <= row)
-      lo = mid;
-    else
-      hi = mid - 1;
-  }
-  return lo;
-}
-
-inline constexpr int kAppendThreads = 128;
-
-template <class T>
-__global__ void __launch_bounds__(kAppendThreads)
-    append_kv_kernel(const T* __restrict__ qkv,                 // (N, 3C)
-                     const SequenceSlice* __restrict__ slices,  // (S)
-                     int num_slices, std::int64_t C, std::int64_t block_size,
-                     T* __restrict__ keys,      // (cache rows, C)
-                     T* __restrict__ values) {  // (cache rows, C)
-  const std::int64_t i = blockIdx.x;
-  const SequenceSlice s = slices[find_slice(slices, num_slices, i)];
-  const std::int64_t r = cache_row(s, int(s.past_length + (i - s.first_row)), int(block_size));
-  const T* row = qkv + i * 3 * C;
-  for (std::int64_t c = threadIdx.x; c < C; c += kAppendThreads) {
-    keys[r * C + c] = row[C + c];
-    values[r * C + c] = row[2 * C + c];
-  }
-}
-
 template <class T>
 struct AttentionParams {
   const T* qkv;                 // (N, 3C): q | k | v of the step's tokens
   const SequenceSlice* slices;  // (S)
-  const T* keys;                // (cache rows, C)
-  const T* values;              // (cache rows, C)
+  T* keys;                      // (cache rows, C): the step's keys are written, earlier ones read
+  T* values;                    // (cache rows, C)
   T* out;                       // (N, C), written when splits == 1
   float* partial;               // (N, n_head, splits, D + 2): max, sum, output; when splits > 1
   std::int64_t C, block_size;
@@ -153,15 +119,27 @@ __global__ void __launch_bounds__(Shape::kThreads, Shape::kMinBlocksPerSM)
   const int past = int(s.past_length);
   const std::int64_t C = p.C;
   const int block_size = int(p.block_size);
-  const T* __restrict__ head_keys = p.keys + head * D;
-  const T* __restrict__ head_values = p.values + head * D;
+  T* __restrict__ head_keys = p.keys + head * D;
+  T* __restrict__ head_values = p.values + head * D;
+  const T* __restrict__ step_rows = p.qkv + s.first_row * 3 * C + head * D;  // the slice's q
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+
+  // AppendKv, fused: the first split of each block of queries writes their keys and values (this
+  // head's part) to the cache, and every block reads the step's own keys from qkv, never from the
+  // cache, so that no block reads a row that another block of the launch writes.
+  if (split == 0)
+    for (int idx = int(threadIdx.x); idx < rows * kLoadsPerKey; idx += kThreads) {
+      const int r = idx / kLoadsPerKey, d = idx % kLoadsPerKey * 4;
+      const T* row = step_rows + std::int64_t(first + r) * 3 * C + C + d;  // its key
+      const std::int64_t at = cache_row(s, past + first + r, block_size) * C + d;
+      cuda_detail::copy4(head_keys + at, row);
+      cuda_detail::copy4(head_values + at, row + C);
+    }
 
   for (int idx = int(threadIdx.x); idx < kRows * D; idx += kThreads) {
     const int r = idx / D, d = idx % D;
     q_s[r][d] =
-        r < rows ? to_float(p.qkv[(s.first_row + first + r) * 3 * C + head * D + d]) * p.scale_log2
-                 : 0.0f;
+        r < rows ? to_float(step_rows[std::int64_t(first + r) * 3 * C + d]) * p.scale_log2 : 0.0f;
   }
 
   // This split's keys that some query of the block may see.
@@ -187,9 +165,17 @@ __global__ void __launch_bounds__(Shape::kThreads, Shape::kMinBlocksPerSM)
       const int t = tile + j;
       float4 k = make_float4(0.0f, 0.0f, 0.0f, 0.0f), v = k;
       if (t < key_end) {
-        const std::int64_t at = cache_row(s, t, block_size) * C + d;
-        k = cuda_detail::load4(head_keys + at);
-        v = cuda_detail::load4(head_values + at);
+        const T *key, *value;
+        if (t < past) {
+          const std::int64_t at = cache_row(s, t, block_size) * C + d;
+          key = head_keys + at;
+          value = head_values + at;
+        } else {  // this step's own key, from qkv
+          key = step_rows + std::int64_t(t - past) * 3 * C + C + d;
+          value = key + C;
+        }
+        k = cuda_detail::load4(key);
+        v = cuda_detail::load4(value);
       }
       k_s[j][d] = k.x;
       k_s[j][d + 1] = k.y;

@@ -56,15 +56,24 @@ constexpr std::string_view dtype_name() {
     return "bf16";
 }
 
-// The four elements of T at p (aligned to 4 * sizeof(T)), widened to fp32, in one load: 16 bytes in
-// fp32, 8 in fp16/bf16.
+// Four elements of T as one machine word, for the accesses below: 16 bytes in fp32, 8 in
+// fp16/bf16. Their addresses must be aligned to 4 * sizeof(T).
+template <DeviceElement T>
+using Raw4 = std::conditional_t<sizeof(T) == 4, uint4, uint2>;
+
+// The four elements of T at p, widened to fp32, in one load.
 template <DeviceElement T>
 __device__ __forceinline__ float4 load4(const T* __restrict__ p) {
-  using Raw = std::conditional_t<sizeof(T) == 4, uint4, uint2>;
-  const Raw raw = *reinterpret_cast<const Raw*>(p);
+  const Raw4<T> raw = *reinterpret_cast<const Raw4<T>*>(p);
   T e[4];
   memcpy(static_cast<void*>(e), &raw, sizeof(raw));
   return make_float4(to_float(e[0]), to_float(e[1]), to_float(e[2]), to_float(e[3]));
+}
+
+// Copies the four elements of T at from to to, in one load and one store.
+template <DeviceElement T>
+__device__ __forceinline__ void copy4(T* __restrict__ to, const T* __restrict__ from) {
+  *reinterpret_cast<Raw4<T>*>(to) = *reinterpret_cast<const Raw4<T>*>(from);
 }
 
 inline constexpr unsigned kFullMask = 0xffffffffu;
