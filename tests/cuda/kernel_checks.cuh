@@ -336,36 +336,36 @@ void check_out_of_memory_message() {
 using RequireGpu = ctformer::test::RequireGpu;
 
 // The test cases of one precision.
-#define CTFORMER_KERNEL_TESTS(T)                                            \
-  BOOST_TEST_GLOBAL_FIXTURE(RequireGpu);                                    \
-  BOOST_AUTO_TEST_CASE(embedding) {                                         \
-    std::mt19937 rng(1);                                                    \
-    ctformer::test::check_embedding<T>(rng);                                \
-  }                                                                         \
-  BOOST_AUTO_TEST_CASE(layer_norm) {                                        \
-    std::mt19937 rng(2);                                                    \
-    ctformer::test::check_layer_norm<T>(rng);                               \
-  }                                                                         \
-  BOOST_AUTO_TEST_CASE(rms_norm) {                                          \
-    std::mt19937 rng(7);                                                    \
-    ctformer::test::check_rms_norm<T>(rng);                                 \
-  }                                                                         \
-  BOOST_AUTO_TEST_CASE(linear_with_each_epilogue_and_layout) {              \
-    std::mt19937 rng(3);                                                    \
-    ctformer::test::check_linear<T>(rng);                                   \
-  }                                                                         \
-  BOOST_AUTO_TEST_CASE(append_kv_and_paged_attention_for_every_head_size) { \
-    std::mt19937 rng(4);                                                    \
-    ctformer::test::check_attention<T>(rng);                                \
-  }                                                                         \
-  BOOST_AUTO_TEST_CASE(gather_rows_and_argmax) {                            \
-    std::mt19937 rng(5);                                                    \
-    ctformer::test::check_rows_and_argmax<T>(rng);                          \
-  }                                                                         \
-  BOOST_AUTO_TEST_CASE(sampling_matches_the_cpu) {                          \
-    std::mt19937 rng(6);                                                    \
-    ctformer::test::check_sampling<T>(rng);                                 \
-  }                                                                         \
-  BOOST_AUTO_TEST_CASE(out_of_memory_names_bytes_asked_and_free) {          \
-    ctformer::test::check_out_of_memory_message<T>();                       \
+#define CTFORMER_KERNEL_TESTS(T)                                   \
+  BOOST_TEST_GLOBAL_FIXTURE(RequireGpu);                           \
+  BOOST_AUTO_TEST_CASE(embedding) {                                \
+    std::mt19937 rng(1);                                           \
+    ctformer::test::check_embedding<T>(rng);                       \
+  }                                                                \
+  BOOST_AUTO_TEST_CASE(layer_norm) {                               \
+    std::mt19937 rng(2);                                           \
+    ctformer::test::check_layer_norm<T>(rng);                      \
+  }                                                                \
+  BOOST_AUTO_TEST_CASE(rms_norm) {                                 \
+    std::mt19937 rng(7);                                           \
+    ctformer::test::check_rms_norm<T>(rng);                        \
+  }                                                                \
+  BOOST_AUTO_TEST_CASE(linear_with_each_epilogue_and_layout) {     \
+    std::mt19937 rng(3);                                           \
+    ctformer::test::check_linear<T>(rng);                          \
+  }                                                                \
+  BOOST_AUTO_TEST_CASE(paged_attention_for_every_head_size) {      \
+    std::mt19937 rng(4);                                           \
+    ctformer::test::check_attention<T>(rng);                       \
+  }                                                                \
+  BOOST_AUTO_TEST_CASE(gather_rows_and_argmax) {                   \
+    std::mt19937 rng(5);                                           \
+    ctformer::test::check_rows_and_argmax<T>(rng);                 \
+  }                                                                \
+  BOOST_AUTO_TEST_CASE(sampling_matches_the_cpu) {                 \
+    std::mt19937 rng(6);                                           \
+    ctformer::test::check_sampling<T>(rng);                        \
+  }                                                                \
+  BOOST_AUTO_TEST_CASE(out_of_memory_names_bytes_asked_and_free) { \
+    ctformer::test::check_out_of_memory_message<T>();              \
   }

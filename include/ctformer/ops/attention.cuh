@@ -63,9 +63,9 @@ struct PagedAttention<cuda> {
                   const StepSlices& step,                         // slices in device memory
                   KvLayerView<T> cache, std::int64_t n_head, float scale,
                   MatrixView<T> out) {  // (N, C)
-    if (qkv.rows == 0) return;
     const std::int64_t C = cache.keys.cols;
     check_attention_shapes(qkv.rows, qkv.cols, C, n_head, out.rows, out.cols);
+    if (qkv.rows == 0) return;
     // The kernel moves four elements at a time: qkv and the cache must be aligned to four
     // elements, as activations and every layer of a PagedKvCache are.
     auto aligned = [](const T* p) {

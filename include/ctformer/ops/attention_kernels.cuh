@@ -119,8 +119,12 @@ __global__ void __launch_bounds__(Shape::kThreads, Shape::kMinBlocksPerSM)
   const int past = int(s.past_length);
   const std::int64_t C = p.C;
   const int block_size = int(p.block_size);
-  T* __restrict__ head_keys = p.keys + head * D;
-  T* __restrict__ head_values = p.values + head * D;
+  // The cache through two pointers: rows below `past` are only read in this launch, so they go
+  // through the read-only data path (ld.global.nc); the step's rows are only written.
+  const T* __restrict__ cached_keys = p.keys + head * D;
+  const T* __restrict__ cached_values = p.values + head * D;
+  T* __restrict__ new_keys = p.keys + head * D;
+  T* __restrict__ new_values = p.values + head * D;
   const T* __restrict__ step_rows = p.qkv + s.first_row * 3 * C + head * D;  // the slice's q
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
 
@@ -132,8 +136,8 @@ __global__ void __launch_bounds__(Shape::kThreads, Shape::kMinBlocksPerSM)
       const int r = idx / kLoadsPerKey, d = idx % kLoadsPerKey * 4;
       const T* row = step_rows + std::int64_t(first + r) * 3 * C + C + d;  // its key
       const std::int64_t at = cache_row(s, past + first + r, block_size) * C + d;
-      cuda_detail::copy4(head_keys + at, row);
-      cuda_detail::copy4(head_values + at, row + C);
+      cuda_detail::copy4(new_keys + at, row);
+      cuda_detail::copy4(new_values + at, row + C);
     }
 
   for (int idx = int(threadIdx.x); idx < kRows * D; idx += kThreads) {
@@ -164,18 +168,16 @@ __global__ void __launch_bounds__(Shape::kThreads, Shape::kMinBlocksPerSM)
       const int j = idx / kLoadsPerKey, d = idx % kLoadsPerKey * 4;
       const int t = tile + j;
       float4 k = make_float4(0.0f, 0.0f, 0.0f, 0.0f), v = k;
-      if (t < key_end) {
-        const T *key, *value;
-        if (t < past) {
-          const std::int64_t at = cache_row(s, t, block_size) * C + d;
-          key = head_keys + at;
-          value = head_values + at;
-        } else {  // this step's own key, from qkv
-          key = step_rows + std::int64_t(t - past) * 3 * C + C + d;
-          value = key + C;
-        }
+      // Each branch loads through its own pointer: through one chosen between them, the loads
+      // would lose the read-only path.
+      if (t < key_end && t < past) {
+        const std::int64_t at = cache_row(s, t, block_size) * C + d;
+        k = cuda_detail::load4(cached_keys + at);
+        v = cuda_detail::load4(cached_values + at);
+      } else if (t < key_end) {  // this step's own key, from qkv
+        const T* key = step_rows + std::int64_t(t - past) * 3 * C + C + d;
         k = cuda_detail::load4(key);
-        v = cuda_detail::load4(value);
+        v = cuda_detail::load4(key + C);
       }
       k_s[j][d] = k.x;
       k_s[j][d + 1] = k.y;
