@@ -5,7 +5,7 @@
 // the scores, one output channel per lane for the values) and keeps a running max and sum per query
 // (online softmax), so no score matrix is ever stored. Scores are kept in base 2 (exp2f) with
 // scale * log2(e) folded into the queries. It also writes the step's keys and values to the cache
-// (what AppendKv is on the CPU), so a layer's attention is one launch, or two with decode splits.
+// (a separate pass on the CPU), so a layer's attention is one launch, or two with decode splits.
 //
 // Decode (every sequence adds one token), flash-decoding style: the keys of each sequence are also
 // split across blocks (`splits`) when sequences x heads would not fill the GPU; each split writes
@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(Shape::kThreads, Shape::kMinBlocksPerSM)
   const T* __restrict__ step_rows = p.qkv + s.first_row * 3 * C + head * D;  // the slice's q
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
 
-  // AppendKv, fused: the first split of each block of queries writes their keys and values (this
+  // The append, fused: the first split of each block of queries writes their keys and values (this
   // head's part) to the cache, and every block reads the step's own keys from qkv, never from the
   // cache, so that no block reads a row that another block of the launch writes.
   if (split == 0)

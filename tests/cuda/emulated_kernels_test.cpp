@@ -1,15 +1,16 @@
-// The CUDA attention kernels (ops/attention_kernels.cuh), run on the CPU by emulation.hpp, against
-// the CPU reference op: the keys and values a step appends to a paged cache, prefill attention over
-// sequences with and without cached keys, and decode attention split 1 to 32 ways with its
-// combine. Every
-// precision and every head size the CUDA backend supports, cache rows the sequences do not own
-// poisoned with NaN, outputs poisoned with NaN.
+// CUDA kernels run on the CPU by emulation.hpp, against the CPU reference ops, in every precision,
+// with outputs poisoned with NaN:
+// - attention (ops/attention_kernels.cuh): the keys and values a step appends to a paged cache,
+//   prefill attention over sequences with and without cached keys, and decode attention split 1 to
+//   32 ways with its combine; every head size the CUDA backend supports; cache rows the sequences
+//   do not own poisoned with NaN;
+// - LayerNorm and RMSNorm (ops/layer_norm_kernels.cuh), out of place and in place.
 //
 // This needs no GPU, so it runs everywhere; it checks the kernels' indexing, masking, split
 // partition and online softmax, not their speed or their memory safety on a real GPU (the
 // `cuda_kernels_*` tests and compute-sanitizer do that where there is one). The launch shapes below
-// follow PagedAttention<cuda>::launch (ops/attention.cuh).
-#define BOOST_TEST_MODULE cuda_emulated_attention
+// follow the ops' (ops/attention.cuh, ops/layer_norm.cuh).
+#define BOOST_TEST_MODULE cuda_emulated_kernels
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -23,12 +24,15 @@
 #include <vector>
 
 #include "ctformer/ops/attention.hpp"
+#include "ctformer/ops/layer_norm.hpp"
+#include "ctformer/ops/rms_norm.hpp"
 #include "cuda/precision.hpp"
 
 // Last, in this order: emulation.hpp defines threadIdx and friends as macros, for the kernels.
 #include "cuda/emulation.hpp"
 
 #include "ctformer/ops/attention_kernels.cuh"
+#include "ctformer/ops/layer_norm_kernels.cuh"
 
 namespace ctformer::test {
 namespace {
@@ -192,7 +196,62 @@ void check_precision() {
   (std::make_index_sequence<std::size(kCudaHeadSizes)>{});
 }
 
+// LayerNorm (kCentered) or RMSNorm over rows of x with a non-zero mean, as launch_row_norm runs
+// the kernel, out of place and in place (out aliasing x, as the layers run it).
+template <class T, bool kCentered>
+void check_row_norm(std::int64_t N, std::int64_t C, std::mt19937& rng) {
+  auto x = random_values<T>(std::size_t(N * C), rng, 3.0f);
+  for (std::int64_t i = 0; i < N * C; i += C) x[std::size_t(i)] += 5.0f;
+  const auto gamma = random_values<T>(std::size_t(C), rng);
+  const auto beta = random_values<T>(std::size_t(C), rng);
+  std::vector<float> want(std::size_t(N * C));
+  if constexpr (kCentered)
+    ops::LayerNorm<cpu>::run<float>({x.data(), N, C}, gamma, beta, 1e-5f, {want.data(), N, C});
+  else
+    ops::RmsNorm<cpu>::run<float>({x.data(), N, C}, gamma, 1e-5f, {want.data(), N, C});
+
+  const std::vector<T> x_t = narrowed<T>(x), gamma_t = narrowed<T>(gamma),
+                       beta_t = narrowed<T>(beta);
+  const auto blocks = unsigned((N + kernels::kRowNormWarps - 1) / kernels::kRowNormWarps);
+  const std::string what = std::string(cuda_detail::dtype_name<T>()) +
+                           (kCentered ? " layer_norm " : " rms_norm ") + std::to_string(N) + "x" +
+                           std::to_string(C);
+  const T nan = static_cast<T>(std::numeric_limits<float>::quiet_NaN());
+  for (const bool in_place : {false, true}) {
+    std::vector<T> out = in_place ? x_t : std::vector<T>(std::size_t(N * C), nan);
+    const T* in = in_place ? out.data() : x_t.data();
+    emulation::launch({blocks}, {unsigned(kernels::kRowNormWarps * 32)}, [&] {
+      kernels::row_norm_kernel<T, kCentered>(in, gamma_t.data(), beta_t.data(), 1e-5f, N, C,
+                                             out.data());
+    });
+    const double err = error_relative_to_scale(widened(out), want);
+    BOOST_TEST_MESSAGE(what << (in_place ? " in place" : "") << ": error " << err);
+    BOOST_TEST(err <= kernel_tolerance<T>(), what << (in_place ? " in place" : "") << ": error "
+                                                  << err << " > " << kernel_tolerance<T>());
+  }
+}
+
+template <class T>
+void check_row_norms() {
+  std::mt19937 rng(20261130);
+  for (const auto& [N, C] :
+       {std::pair<std::int64_t, std::int64_t>{1, 768}, {33, 100}, {5, 31}, {3, 1600}}) {
+    check_row_norm<T, true>(N, C, rng);
+    check_row_norm<T, false>(N, C, rng);
+  }
+}
+
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(row_norm_fp32) {
+  check_row_norms<float>();
+}
+BOOST_AUTO_TEST_CASE(row_norm_fp16) {
+  check_row_norms<__half>();
+}
+BOOST_AUTO_TEST_CASE(row_norm_bf16) {
+  check_row_norms<__nv_bfloat16>();
+}
 
 BOOST_AUTO_TEST_CASE(attention_fp32) {
   check_precision<float>();
