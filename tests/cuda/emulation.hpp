@@ -170,7 +170,8 @@ inline void run_block(Launch& l) {
         if (f.shuffle_site.line() != lane0.shuffle_site.line() ||
             f.shuffle_site.column() != lane0.shuffle_site.column() ||
             std::strcmp(f.shuffle_site.file_name(), lane0.shuffle_site.file_name()) != 0 ||
-            f.shuffle_kind != lane0.shuffle_kind || f.shuffle_bytes != lane0.shuffle_bytes)
+            std::strcmp(f.shuffle_kind, lane0.shuffle_kind) != 0 ||
+            f.shuffle_bytes != lane0.shuffle_bytes)
           throw std::logic_error("emulation: " + block_name(l) + ", warp " +
                                  std::to_string(first / 32) + ": lane " +
                                  std::to_string(i - first) + " is at " + f.shuffle_kind + " (" +
