@@ -34,8 +34,7 @@ struct RequireGpu {
 
 template <class T>
 cuda::buffer<T> to_device(const std::vector<float>& host) {
-  std::vector<T> converted(host.size());
-  for (std::size_t i = 0; i < host.size(); ++i) converted[i] = static_cast<T>(host[i]);
+  const std::vector<T> converted = narrowed<T>(host);
   return cuda::upload(std::span<const T>(converted));
 }
 
@@ -46,10 +45,7 @@ cuda::buffer<E> to_device_exact(const std::vector<E>& host) {
 
 template <class T>
 std::vector<float> to_host(const T* device, std::size_t n) {
-  const auto raw = cuda::download(MatrixView<const T>{device, std::int64_t(n), 1});
-  std::vector<float> out(n);
-  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(raw[i]);
-  return out;
+  return widened(cuda::download(MatrixView<const T>{device, std::int64_t(n), 1}));
 }
 
 // n elements of NaN (all bits set is a NaN in fp32, fp16 and bf16): an element a kernel fails to

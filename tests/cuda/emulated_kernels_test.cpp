@@ -38,26 +38,11 @@ namespace ctformer::test {
 namespace {
 
 namespace kernels = ops::cuda_kernels;
-using emulation::Dim3;
 
 // The sequences of one step: how many positions each has cached and how many it adds.
 struct StepShape {
   std::vector<std::int64_t> past, rows;
 };
-
-template <class T>
-std::vector<T> narrowed(const std::vector<float>& v) {
-  std::vector<T> out(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) out[i] = static_cast<T>(v[i]);
-  return out;
-}
-
-template <class T>
-std::vector<float> widened(const std::vector<T>& v) {
-  std::vector<float> out(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) out[i] = static_cast<float>(v[i]);
-  return out;
-}
 
 // A paged cache whose blocks are handed out in random order, the cached positions filled with
 // random values and every other row with NaN, and a step's q | k | v.

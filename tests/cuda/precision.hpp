@@ -22,6 +22,21 @@ std::vector<float> rounded(std::vector<float> v) {
   return v;
 }
 
+// v converted to T, as the GPU holds it, and back to float for comparing.
+template <class T>
+std::vector<T> narrowed(const std::vector<float>& v) {
+  std::vector<T> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = static_cast<T>(v[i]);
+  return out;
+}
+
+template <class T>
+std::vector<float> widened(const std::vector<T>& v) {
+  std::vector<float> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = static_cast<float>(v[i]);
+  return out;
+}
+
 template <class T>
 std::vector<float> random_values(std::size_t n, std::mt19937& rng, float scale = 1.0f) {
   std::normal_distribution<float> normal(0.0f, scale);
