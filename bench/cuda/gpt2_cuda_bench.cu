@@ -2,7 +2,8 @@
 // file: no download), a batch of short prompts prefilled together, then greedy decode steps.
 //   gpt2_cuda_bench [--batch N] [--prompt-tokens N] [--decode-steps N] [--dtype fp32|fp16|bf16]
 // Prints prefill and decode tokens/s and decode step times per precision, with and without CUDA
-// graphs. Exits 77 (skipped) without a usable GPU.
+// graphs, and at batches of up to kGemvMaxRows also with cuBLASLt in place of ctformer's GEMV for
+// the projections (ops/linear.cuh). Exits 77 (skipped) without a usable GPU.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -84,7 +85,8 @@ struct Shape {
 };
 
 // Prefill of `batch` prompts together, then greedy decode steps (each ending with the argmax copied
-// to the host, as a generator needs it), with the decode steps run directly and from CUDA graphs.
+// to the host, as a generator needs it), with the decode steps run directly and from CUDA graphs,
+// and from graphs with every projection through cuBLASLt where the GEMV would have run.
 template <class T>
 void run(const std::filesystem::path& dir, const std::vector<Shape>& shapes,
          std::int64_t decode_steps) {
@@ -93,8 +95,14 @@ void run(const std::filesystem::path& dir, const std::vector<Shape>& shapes,
   auto seconds = [](clock::time_point a) {
     return std::chrono::duration<double>(clock::now() - a).count();
   };
+  struct Mode {
+    bool graphs, gemv;
+  };
   for (const auto [batch, prompt_tokens] : shapes)
-    for (const bool graphs : {false, true}) {
+    for (const auto [graphs, gemv] : {Mode{false, true}, Mode{true, true}, Mode{true, false}}) {
+      if (!gemv && batch > ops::cuda_kernels::kGemvMaxRows) continue;  // the same kernels
+      cuda_detail::context().set_use_gemv(gemv);
+      model.decode_graphs().set_enabled(false);  // drops graphs recorded in another mode
       model.decode_graphs().set_enabled(graphs);
       for (int round = 0; round < 2; ++round) {  // round 0 warms up (allocations, heuristics)
         auto cache = model.make_cache(batch * (prompt_tokens + decode_steps));
@@ -111,7 +119,8 @@ void run(const std::filesystem::path& dir, const std::vector<Shape>& shapes,
         const double prefill = seconds(start);
         std::vector<double> step_ms;
         // What tools/gpu-check.sh profiles (Nsight Compute's --nvtx-include decode-direct/).
-        if (round == 1) nvtxRangePushA(graphs ? "decode-graphs" : "decode-direct");
+        if (round == 1)
+          nvtxRangePushA(!graphs ? "decode-direct" : gemv ? "decode-graphs" : "decode-cublaslt");
         for (std::int64_t s = 0; s < decode_steps; ++s) {
           for (std::int64_t b = 0; b < batch; ++b)
             steps[b].tokens = std::span<const std::int32_t>(next.data() + b, 1);
@@ -125,10 +134,14 @@ void run(const std::filesystem::path& dir, const std::vector<Shape>& shapes,
         for (const double ms : step_ms) total += ms;
         std::sort(step_ms.begin(), step_ms.end());
         std::printf(
-            "%-5s batch %3lld prompt %4lld graphs %-3s: prefill %9.0f tokens/s (%.2f ms), decode "
-            "%8.0f tokens/s (p50 %.3f ms/step, mean %.3f)\n",
+            "%-5s batch %3lld prompt %4lld graphs %-3s gemv %-3s: prefill %9.0f tokens/s (%.2f "
+            "ms), "
+            "decode %8.0f tokens/s (p50 %.3f ms/step, mean %.3f)\n",
             std::string(cuda_detail::dtype_name<T>()).c_str(), (long long)batch,
             (long long)prompt_tokens, graphs ? "on" : "off",
+            batch > ops::cuda_kernels::kGemvMaxRows ? "-"
+            : gemv                                  ? "on"
+                                                    : "off",
             double(batch * prompt_tokens) / prefill, prefill * 1e3,
             double(batch * decode_steps) / (total / 1e3), step_ms[step_ms.size() / 2],
             total / double(decode_steps));

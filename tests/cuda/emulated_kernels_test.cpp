@@ -4,7 +4,9 @@
 //   prefill attention over sequences with and without cached keys, and decode attention split 1 to
 //   32 ways with its combine; every head size the CUDA backend supports; cache rows the sequences
 //   do not own poisoned with NaN;
-// - LayerNorm and RMSNorm (ops/layer_norm_kernels.cuh), out of place and in place.
+// - LayerNorm and RMSNorm (ops/layer_norm_kernels.cuh), out of place and in place;
+// - the small-batch projection (ops/linear_kernels.cuh's gemv_kernel) with each epilogue, and the
+//   transpose that prepares its weights.
 //
 // This needs no GPU, so it runs everywhere; it checks the kernels' indexing, masking, split
 // partition and online softmax, not their speed or their memory safety on a real GPU (the
@@ -25,6 +27,7 @@
 
 #include "ctformer/ops/attention.hpp"
 #include "ctformer/ops/layer_norm.hpp"
+#include "ctformer/ops/linear.hpp"
 #include "ctformer/ops/rms_norm.hpp"
 #include "cuda/precision.hpp"
 
@@ -33,6 +36,7 @@
 
 #include "ctformer/ops/attention_kernels.cuh"
 #include "ctformer/ops/layer_norm_kernels.cuh"
+#include "ctformer/ops/linear_kernels.cuh"
 
 namespace ctformer::test {
 namespace {
@@ -226,7 +230,89 @@ void check_row_norms() {
   }
 }
 
+// A weight as a checkpoint stores it, (K, M), transposed by transpose_kernel as
+// Linear<cuda>::prepare launches it; then x (N, K) times it by gemv_kernel, as Linear<cuda>::run
+// launches it, with each epilogue, against the CPU reference on the checkpoint's layout. The output
+// is poisoned with NaN, or holds the residual for Epilogue::bias_residual.
+template <class T, int kRows>
+void check_gemv(std::int64_t N, std::int64_t K, std::int64_t M, std::mt19937& rng) {
+  const auto x = random_values<T>(std::size_t(N * K), rng);
+  const auto w = random_values<T>(std::size_t(K * M), rng, 0.05f);
+  const auto bias = random_values<T>(std::size_t(M), rng);
+  const auto residual = random_values<T>(std::size_t(N * M), rng);
+  const std::string shape = std::string(cuda_detail::dtype_name<T>()) +
+                            " gemv N=" + std::to_string(N) + " K=" + std::to_string(K) +
+                            " M=" + std::to_string(M);
+
+  const std::vector<T> w_in_out = narrowed<T>(w);
+  std::vector<T> w_out_in(w_in_out.size(), static_cast<T>(std::numeric_limits<float>::quiet_NaN()));
+  emulation::launch({unsigned((M + kernels::kTransposeTile - 1) / kernels::kTransposeTile),
+                     unsigned((K + kernels::kTransposeTile - 1) / kernels::kTransposeTile)},
+                    {unsigned(kernels::kTransposeTile), unsigned(kernels::kTransposeRowsPerPass)},
+                    [&] { kernels::transpose_kernel<T>(w_in_out.data(), K, M, w_out_in.data()); });
+  bool transposed = true;
+  for (std::int64_t k = 0; k < K; ++k)
+    for (std::int64_t m = 0; m < M; ++m)
+      transposed = transposed && static_cast<float>(w_out_in[std::size_t(m * K + k)]) ==
+                                     static_cast<float>(w_in_out[std::size_t(k * M + m)]);
+  BOOST_TEST(transposed, shape << ": transpose_kernel did not transpose the weight");
+
+  const std::vector<T> x_t = narrowed<T>(x), bias_t = narrowed<T>(bias);
+  for (const ops::Epilogue epilogue : {ops::Epilogue::bias, ops::Epilogue::bias_gelu,
+                                       ops::Epilogue::bias_residual, ops::Epilogue::none}) {
+    const bool adds = epilogue == ops::Epilogue::bias_residual;
+    std::vector<float> want = adds ? residual : std::vector<float>(std::size_t(N * M));
+    ops::Linear<cpu>::run<float>({x.data(), N, K}, {w.data(), K, M}, WeightLayout::in_out, bias,
+                                 epilogue, {want.data(), N, M});
+    std::vector<T> out =
+        adds ? narrowed<T>(residual)
+             : std::vector<T>(std::size_t(N * M),
+                              static_cast<T>(std::numeric_limits<float>::quiet_NaN()));
+    const kernels::GemvParams<T> params{x_t.data(),
+                                        w_out_in.data(),
+                                        epilogue == ops::Epilogue::none ? nullptr : bias_t.data(),
+                                        out.data(),
+                                        N,
+                                        K,
+                                        M,
+                                        epilogue};
+    emulation::launch({unsigned((M + kernels::kGemvWarps - 1) / kernels::kGemvWarps)},
+                      {unsigned(kernels::kGemvWarps * 32)},
+                      [&] { kernels::gemv_kernel<T, kRows>(params); });
+    const std::string what = shape + " epilogue " + std::to_string(int(epilogue));
+    // The residual is rounded to T on the GPU before the add and not on the CPU: one more
+    // rounding of the same size, as in the GPU test.
+    const double tolerance = (adds ? 2 : 1) * kernel_tolerance<T>();
+    const double err = error_relative_to_scale(widened(out), want);
+    BOOST_TEST_MESSAGE(what << ": error " << err);
+    BOOST_TEST(err <= tolerance, what << ": error " << err << " > " << tolerance);
+  }
+}
+
+// Every row count the op launches (1, 2, 4, 8 rows, each with fewer rows than it is compiled
+// for), K as in GPT-2 (768, 3072: several rounds of loads per lane) and smaller than one round of
+// a warp's loads, and M not a multiple of the warps per block.
+template <class T>
+void check_gemvs() {
+  std::mt19937 rng(20261130);
+  check_gemv<T, 1>(1, 768, 37, rng);
+  check_gemv<T, 2>(2, 3072, 10, rng);
+  check_gemv<T, 4>(3, 64, 70, rng);
+  check_gemv<T, 8>(5, 40, 33, rng);
+  check_gemv<T, 8>(8, 264, 9, rng);
+}
+
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(gemv_fp32) {
+  check_gemvs<float>();
+}
+BOOST_AUTO_TEST_CASE(gemv_fp16) {
+  check_gemvs<__half>();
+}
+BOOST_AUTO_TEST_CASE(gemv_bf16) {
+  check_gemvs<__nv_bfloat16>();
+}
 
 BOOST_AUTO_TEST_CASE(row_norm_fp32) {
   check_row_norms<float>();

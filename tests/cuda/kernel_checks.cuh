@@ -100,8 +100,8 @@ void check_linear(std::mt19937& rng) {
   };
   const std::vector<Shape> shapes =
       quick() ? std::vector<Shape>{{5, 64, 96}, {1, 100, 37}}
-              : std::vector<Shape>{
-                    {1, 768, 2304}, {33, 100, 37}, {7, 64, 3072}, {130, 256, 320}, {1, 768, 50257}};
+              : std::vector<Shape>{{1, 768, 2304},  {33, 100, 37},  {7, 64, 3072}, {130, 256, 320},
+                                   {1, 768, 50257}, {4, 3072, 768}, {3, 40, 24}};
   for (const Shape& s : shapes)
     for (const WeightLayout layout : {WeightLayout::in_out, WeightLayout::out_in})
       for (const ops::Epilogue epilogue : {ops::Epilogue::bias, ops::Epilogue::bias_gelu,
@@ -116,21 +116,38 @@ void check_linear(std::mt19937& rng) {
         std::vector<float> want = residual;
         ops::Linear<cpu>::run<float>({x.data(), s.N, s.K}, w_view, layout, bias, epilogue,
                                      {want.data(), s.N, s.M});
-        const auto d_x = to_device<T>(x), d_w = to_device<T>(w), d_bias = to_device<T>(bias);
-        auto out = epilogue == ops::Epilogue::bias_residual ? to_device<T>(residual)
-                                                            : poisoned<T>(s.N * s.M);
-        const MatrixView<const T> d_w_view{d_w.data(), w_view.rows, w_view.cols};
-        ops::Linear<cuda>::run<T>({d_x.data(), s.N, s.K}, d_w_view, layout,
-                                  {d_bias.data(), std::size_t(s.M)}, epilogue,
-                                  {out.data(), s.N, s.M});
-        // The residual is rounded to T before the add on the GPU and not on the CPU: one more
-        // rounding of the same size.
-        check<T>(to_host(out.data(), s.N * s.M), want,
-                 "linear N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) +
-                     " M=" + std::to_string(s.M) + " layout " + std::to_string(int(layout)) +
-                     " epilogue " + std::to_string(int(epilogue)),
-                 epilogue == ops::Epilogue::bias_residual ? 2 * kernel_tolerance<T>()
-                                                          : kernel_tolerance<T>());
+        const auto d_x = to_device<T>(x), d_bias = to_device<T>(bias);
+        // As stored (cuBLASLt reads either layout), and as Linear<cuda>::prepare keeps it: (out,
+        // in), transposed by transpose_kernel if stored (in, out).
+        const auto d_w = to_device<T>(w);
+        const auto prepared =
+            ops::Linear<cuda>::prepare(to_device<T>(w), w_view.rows, w_view.cols, layout);
+        // Up to kGemvMaxRows rows an (out, in) weight goes to gemv_kernel unless it is switched
+        // off; then cuBLASLt runs.
+        for (const bool gemv : {true, false})
+          for (const bool as_prepared : {false, true}) {
+            cuda_detail::context().set_use_gemv(gemv);
+            auto out = epilogue == ops::Epilogue::bias_residual ? to_device<T>(residual)
+                                                                : poisoned<T>(s.N * s.M);
+            const std::span<const T> d_b{d_bias.data(), std::size_t(s.M)};
+            if (as_prepared)
+              ops::Linear<cuda>::run<T>({d_x.data(), s.N, s.K}, prepared, d_b, epilogue,
+                                        {out.data(), s.N, s.M});
+            else
+              ops::Linear<cuda>::run<T>({d_x.data(), s.N, s.K},
+                                        {d_w.data(), w_view.rows, w_view.cols}, layout, d_b,
+                                        epilogue, {out.data(), s.N, s.M});
+            // The residual is rounded to T before the add on the GPU and not on the CPU: one more
+            // rounding of the same size.
+            check<T>(to_host(out.data(), s.N * s.M), want,
+                     "linear N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) +
+                         " M=" + std::to_string(s.M) + " layout " + std::to_string(int(layout)) +
+                         " epilogue " + std::to_string(int(epilogue)) + " gemv " +
+                         std::to_string(gemv) + (as_prepared ? " prepared" : ""),
+                     epilogue == ops::Epilogue::bias_residual ? 2 * kernel_tolerance<T>()
+                                                              : kernel_tolerance<T>());
+          }
+        cuda_detail::context().set_use_gemv(true);
       }
   // Operands one element into their buffers: x and out are then only 2-byte aligned in fp16/bf16
   // (4 in fp32) while their widths are multiples of 16, so only the alignment preferences given to

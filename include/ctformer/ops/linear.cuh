@@ -1,4 +1,6 @@
-// CUDA projections through cuBLASLt, with the epilogues fused into the GEMM:
+// CUDA projections. Up to kGemvMaxRows rows of x (decode at small batch), our own gemv_kernel
+// (ops/linear_kernels.cuh), which streams the weight once with the epilogue fused; beyond that,
+// cuBLASLt, with the epilogues fused into the GEMM:
 //   bias          -> CUBLASLT_EPILOGUE_BIAS
 //   bias_gelu     -> CUBLASLT_EPILOGUE_GELU_BIAS. cuBLASLt's GELU is the tanh approximation that
 //                    GPT-2 uses (PyTorch relies on this for gelu(approximate="tanh") in
@@ -24,26 +26,9 @@
 #include "ctformer/backends/cuda.hpp"
 #include "ctformer/core/matrix_view.hpp"
 #include "ctformer/ops/linear.hpp"
+#include "ctformer/ops/linear_kernels.cuh"
 
 namespace ctformer::ops {
-namespace cuda_kernels {
-
-__device__ __forceinline__ float gelu_tanh(float x) {
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
-  return 0.5f * x * (1.0f + tanhf(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
-}
-
-inline constexpr int kGeluThreads = 256;
-
-template <class T>
-__global__ void __launch_bounds__(kGeluThreads) gelu_kernel(T* y, std::int64_t n) {
-  for (std::int64_t i = std::int64_t(blockIdx.x) * kGeluThreads + threadIdx.x; i < n;
-       i += std::int64_t(gridDim.x) * kGeluThreads)
-    y[i] = cuda_detail::from_float<T>(gelu_tanh(cuda_detail::to_float(y[i])));
-}
-
-}  // namespace cuda_kernels
-
 namespace cuda_gemm {
 
 // RAII for the cuBLASLt descriptors of one call (host objects: creating them allocates nothing on
@@ -148,26 +133,42 @@ bool matmul(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, co
 
 template <>
 struct Linear<cuda> {
-  // cuBLASLt reads the checkpoint's layout directly, so a weight is its device buffer as stored.
+  // A weight is kept (out, in) in device memory: the rows that gemv_kernel streams, and for
+  // cuBLASLt the transposed operand of the usual "TN" GEMM.
   template <class T>
   struct Weight {
     cuda::buffer<T> data;
-    std::int64_t rows = 0, cols = 0;  // as stored: (in, out) if in_out, (out, in) if out_in
-    WeightLayout layout = WeightLayout::in_out;
-    MatrixView<const T> view() const { return {data.data(), rows, cols}; }
+    std::int64_t out = 0, in = 0;
+    MatrixView<const T> view() const { return {data.data(), out, in}; }
   };
 
-  template <class T>
+  // A checkpoint's (in, out) weight is transposed once, here; an (out, in) one is kept as it is.
+  template <cuda_detail::DeviceElement T>
   static Weight<T> prepare(cuda::buffer<T> w, std::int64_t rows, std::int64_t cols,
                            WeightLayout layout) {
-    return {std::move(w), rows, cols, layout};
+    if (layout == WeightLayout::out_in) return {std::move(w), rows, cols};
+    if (rows == 0 || cols == 0) return {cuda::buffer<T>(0), cols, rows};
+    using cuda_kernels::kTransposeTile;
+    const std::int64_t row_tiles = cuda_detail::ceil_div(rows, kTransposeTile);
+    if (row_tiles > 65535)
+      throw InputError("Linear: a weight of " + std::to_string(rows) +
+                       " inputs is more than the transpose's grid allows (" +
+                       std::to_string(65535 * kTransposeTile) + ")");
+    cuda::buffer<T> transposed(w.size());
+    cuda_kernels::transpose_kernel<T>
+        <<<dim3(unsigned(cuda_detail::ceil_div(cols, kTransposeTile)), unsigned(row_tiles)),
+           dim3(kTransposeTile, cuda_kernels::kTransposeRowsPerPass), 0, cuda_detail::stream()>>>(
+            w.data(), rows, cols, transposed.data());
+    CTFORMER_CUDA_CHECK_LAUNCH("transpose_kernel");
+    CTFORMER_CUDA_CHECK(cudaStreamSynchronize(cuda_detail::stream()));  // before `w` is freed
+    return {std::move(transposed), cols, rows};
   }
 
   template <cuda_detail::DeviceElement T>
   static void run(MatrixView<const std::type_identity_t<T>> x, const Weight<T>& w,
                   std::span<const std::type_identity_t<T>> bias, Epilogue epilogue,
                   MatrixView<T> out) {
-    run<T>(x, w.view(), w.layout, bias, epilogue, out);
+    run<T>(x, w.view(), WeightLayout::out_in, bias, epilogue, out);
   }
 
   template <cuda_detail::DeviceElement T>
@@ -180,6 +181,7 @@ struct Linear<cuda> {
     check_linear_shapes(x, w, layout, bias.size(), epilogue, out);
     const std::int64_t N = x.rows, K = x.cols, M = out.cols;
     if (N == 0) return;
+    if (gemv(x, w, layout, bias, epilogue, out)) return;
     // Row-major out (N, M) is column-major (M, N) = op(W) (M, K) x X^T (K, N): W row-major (K, M)
     // is column-major (M, K), used as is; W row-major (M, K) is column-major (K, M), transposed.
     const bool transpose_w = layout == WeightLayout::out_in;
@@ -217,6 +219,39 @@ struct Linear<cuda> {
                         std::to_string(N) + " x " + std::to_string(K) + ") by (" +
                         std::to_string(K) + " x " + std::to_string(M) + ") on this GPU",
                     int(CUBLAS_STATUS_NOT_SUPPORTED));
+  }
+
+ private:
+  // Runs gemv_kernel and returns true when it applies: few rows, an (out, in) weight, and rows of
+  // x and w that are whole 16-byte pieces. Otherwise (or when switched off: Context::use_gemv)
+  // returns false, and cuBLASLt runs.
+  template <class T>
+  static bool gemv(MatrixView<const T> x, MatrixView<const T> w, WeightLayout layout,
+                   std::span<const T> bias, Epilogue epilogue, MatrixView<T> out) {
+    const std::int64_t N = x.rows, K = x.cols, M = out.cols;
+    auto aligned = [](const T* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+    if (N > cuda_kernels::kGemvMaxRows || layout != WeightLayout::out_in ||
+        K * std::int64_t(sizeof(T)) % 16 != 0 || !aligned(x.data) || !aligned(w.data) ||
+        !cuda_detail::context().use_gemv())
+      return false;
+    const cuda_kernels::GemvParams<T> params{
+        x.data, w.data,  epilogue == Epilogue::none ? nullptr : bias.data(), out.data, N, K,
+        M,      epilogue};
+    const auto blocks = unsigned(cuda_detail::ceil_div(M, cuda_kernels::kGemvWarps));
+    const auto launch = [&]<int kRows>() {
+      cuda_kernels::gemv_kernel<T, kRows>
+          <<<blocks, cuda_kernels::kGemvWarps * 32, 0, cuda_detail::stream()>>>(params);
+    };
+    if (N == 1)
+      launch.template operator()<1>();
+    else if (N == 2)
+      launch.template operator()<2>();
+    else if (N <= 4)
+      launch.template operator()<4>();
+    else
+      launch.template operator()<8>();
+    CTFORMER_CUDA_CHECK_LAUNCH("gemv_kernel");
+    return true;
   }
 };
 

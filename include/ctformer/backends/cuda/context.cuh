@@ -10,6 +10,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "ctformer/backends/cuda/buffer.hpp"
@@ -55,6 +57,12 @@ class Context {
   using GemmKey = std::array<std::int64_t, 8>;
   std::map<GemmKey, GemmChoice>& gemm_choices() { return gemm_choices_; }
 
+  // Whether projections of few rows run as ctformer's gemv_kernel (ops/linear.cuh) rather than
+  // cuBLASLt: on unless CTFORMER_CUDA_GEMV=0, so that a benchmark can compare the two. CUDA graphs
+  // recorded before a switch keep the kernels they recorded.
+  bool use_gemv() const { return use_gemv_; }
+  void set_use_gemv(bool on) { use_gemv_ = on; }
+
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
   ~Context() {
@@ -68,6 +76,8 @@ class Context {
     CTFORMER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CTFORMER_CUDA_CHECK(cublasLtCreate(&blas_));
     blas_workspace_ = DeviceBuffer<std::byte>(kBlasWorkspaceBytes);
+    const char* gemv = std::getenv("CTFORMER_CUDA_GEMV");
+    use_gemv_ = !(gemv && std::strcmp(gemv, "0") == 0);
   }
 
   // cuBLAS recommends 32 MiB on Hopper, less elsewhere; one allocation for the process.
@@ -80,6 +90,7 @@ class Context {
   DeviceBuffer<std::byte> scratch_;
   std::uint64_t scratch_generation_ = 0;
   std::map<GemmKey, GemmChoice> gemm_choices_;
+  bool use_gemv_ = true;
 };
 
 inline Context& context() {

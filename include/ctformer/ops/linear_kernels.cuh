@@ -1,0 +1,148 @@
+// The CUDA kernels of ops/linear.cuh, beside the cuBLASLt GEMMs it runs for most shapes:
+//   - gemv_kernel: the projections of a decode step at small batch (at most kGemvMaxRows rows).
+//     There the product reads each weight once and does a few FLOPs per byte, so its time is the
+//     weights' bytes over memory bandwidth plus a fixed cost per launch. One warp owns one output
+//     column: it streams that column's weight row (the weight is kept (out, in), so the row is
+//     contiguous) 16 bytes a lane, several loads in flight, multiplies by every row of x and
+//     reduces with shuffles; the epilogue (bias, GELU, residual add) is applied by the warp as it
+//     stores. No block ever waits on another, and a 768 x 768 fp16 weight is 192 blocks of 4 warps.
+//   - transpose_kernel: turns a checkpoint's (in, out) weight into the (out, in) rows that
+//     gemv_kernel reads, once, at load.
+//   - gelu_kernel: GPT-2's GELU, for a GPU where cuBLASLt has no GELU epilogue.
+// Like ops/attention_kernels.cuh, nothing here needs the CUDA runtime, so tests/cuda/emulation.hpp
+// runs these kernels on the CPU.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "ctformer/backends/cuda/numeric.cuh"
+#include "ctformer/ops/packed_matmul.hpp"  // Epilogue
+
+namespace ctformer::ops::cuda_kernels {
+
+__device__ __forceinline__ float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + tanhf(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+
+inline constexpr int kGeluThreads = 256;
+
+template <class T>
+__global__ void __launch_bounds__(kGeluThreads) gelu_kernel(T* y, std::int64_t n) {
+  for (std::int64_t i = std::int64_t(blockIdx.x) * kGeluThreads + threadIdx.x; i < n;
+       i += std::int64_t(gridDim.x) * kGeluThreads)
+    y[i] = cuda_detail::from_float<T>(gelu_tanh(cuda_detail::to_float(y[i])));
+}
+
+// Rows of x up to which a projection runs as gemv_kernel rather than a cuBLASLt GEMM: every row
+// is one more accumulator per lane and one more load of x per weight load.
+inline constexpr std::int64_t kGemvMaxRows = 8;
+inline constexpr int kGemvWarps = 4;   // output columns per block
+inline constexpr int kGemvUnroll = 4;  // 16-byte weight loads each lane has in flight
+
+template <class T>
+struct GemvParams {
+  const T* x;     // (N, K)
+  const T* w;     // (M, K): the weight as (out, in)
+  const T* bias;  // (M); null for Epilogue::none
+  T* out;         // (N, M); with Epilogue::bias_residual also the residual it adds to
+  std::int64_t N, K, M;
+  Epilogue epilogue;
+};
+
+// The 16 / sizeof(T) elements of T in `raw`, widened to fp32.
+template <class T>
+__device__ __forceinline__ void widen16(const uint4& raw, float* out) {
+  constexpr int kVec = 16 / int(sizeof(T));
+  T e[kVec];
+  memcpy(static_cast<void*>(e), &raw, sizeof(raw));
+#pragma unroll
+  for (int i = 0; i < kVec; ++i) out[i] = cuda_detail::to_float(e[i]);
+}
+
+// out[r, n] = epilogue(sum_k x[r, k] w[n, k] + bias[n]) for r < N <= kRows; one warp per n, grid
+// ceil(M / kGemvWarps). K must be a multiple of 16 / sizeof(T), and x and w 16-byte aligned
+// (ops/linear.cuh checks), so that every load is one whole 16-byte piece of a row.
+template <class T, int kRows>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvParams<T> p) {
+  constexpr int kVec = 16 / int(sizeof(T));  // elements per load
+  constexpr int kWarpStep = 32 * kVec;       // elements a warp covers per load
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const std::int64_t n = std::int64_t(blockIdx.x) * kGemvWarps + warp;
+  if (n >= p.M) return;  // uniform over the warp
+  const int rows = int(p.N);
+  const std::int64_t K = p.K;
+  const T* __restrict__ w = p.w + n * K;
+  const T* __restrict__ x = p.x;
+
+  float acc[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
+  for (std::int64_t base = std::int64_t(lane) * kVec; base < K; base += kWarpStep * kGemvUnroll) {
+    // The weight loads first, all of them, so that they are in flight together.
+    uint4 raw[kGemvUnroll];
+#pragma unroll
+    for (int u = 0; u < kGemvUnroll; ++u) {
+      const std::int64_t k = base + std::int64_t(u) * kWarpStep;
+      raw[u] = k < K ? *reinterpret_cast<const uint4*>(w + k) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kGemvUnroll; ++u) {
+      const std::int64_t k = base + std::int64_t(u) * kWarpStep;
+      if (k >= K) break;
+      float wf[kVec];
+      widen16<T>(raw[u], wf);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        if (r >= rows) break;
+        float xf[kVec];
+        widen16<T>(*reinterpret_cast<const uint4*>(x + r * K + k), xf);
+#pragma unroll
+        for (int i = 0; i < kVec; ++i) acc[r] += wf[i] * xf[i];
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) acc[r] = cuda_detail::warp_sum(acc[r]);
+
+  if (lane != 0) return;
+  const float b = p.epilogue == Epilogue::none ? 0.0f : cuda_detail::to_float(p.bias[n]);
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    if (r >= rows) break;
+    T* y = p.out + r * p.M + n;
+    float v = acc[r] + b;
+    if (p.epilogue == Epilogue::bias_gelu) v = gelu_tanh(v);
+    if (p.epilogue == Epilogue::bias_residual) v += cuda_detail::to_float(*y);
+    *y = cuda_detail::from_float<T>(v);
+  }
+}
+
+// out (cols, rows) = in (rows, cols) transposed, through 32 x 32 tiles in shared memory so that
+// both the reads and the writes are coalesced. Grid (ceil(cols / 32), ceil(rows / 32)), block
+// (32, kTransposeRowsPerPass).
+inline constexpr int kTransposeTile = 32;
+inline constexpr int kTransposeRowsPerPass = 8;
+
+template <class T>
+__global__ void __launch_bounds__(kTransposeTile* kTransposeRowsPerPass)
+    transpose_kernel(const T* __restrict__ in, std::int64_t rows, std::int64_t cols,
+                     T* __restrict__ out) {
+  __shared__ T tile[kTransposeTile][kTransposeTile + 1];  // padded: column reads do not conflict
+  const std::int64_t row0 = std::int64_t(blockIdx.y) * kTransposeTile;
+  const std::int64_t col0 = std::int64_t(blockIdx.x) * kTransposeTile;
+  const int tile_rows = int(min(rows - row0, std::int64_t(kTransposeTile)));
+  const int tile_cols = int(min(cols - col0, std::int64_t(kTransposeTile)));
+  const int tx = int(threadIdx.x), ty = int(threadIdx.y);
+  const T* __restrict__ from = in + row0 * cols + col0;
+  for (int i = ty; i < tile_rows; i += kTransposeRowsPerPass)
+    if (tx < tile_cols) tile[i][tx] = from[i * cols + tx];
+  __syncthreads();
+  T* __restrict__ to = out + col0 * rows + row0;
+  for (int i = ty; i < tile_cols; i += kTransposeRowsPerPass)
+    if (tx < tile_rows) to[i * rows + tx] = tile[tx][i];
+}
+
+}  // namespace ctformer::ops::cuda_kernels
