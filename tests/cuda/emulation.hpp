@@ -270,6 +270,14 @@ template <class T>
 T max(T a, T b) {
   return a < b ? b : a;
 }
+// Blocks run one at a time and fibers switch only at the waits above, so every read-modify-write is
+// atomic and every write is visible to the blocks that run after it.
+inline unsigned atomicAdd(unsigned* address, unsigned value) {
+  const unsigned old = *address;
+  *address = old + value;
+  return old;
+}
+inline void __threadfence() {}
 inline float rsqrtf(float x) {
   return 1.0f / std::sqrt(x);
 }

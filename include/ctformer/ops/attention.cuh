@@ -100,22 +100,21 @@ struct PagedAttention<cuda> {
                                        1, kMaxSplits)
             : 1;
 
+    const std::int64_t query_blocks = ceil_div(step.max_new_rows, Shape::kRows);
     float* partial = nullptr;
-    if (splits > 1)
+    unsigned* arrivals = nullptr;
+    if (splits > 1) {
       partial = static_cast<float*>(
           context.scratch(std::size_t(N * n_head * splits * (D + 2)) * sizeof(float)));
-    const cuda_kernels::AttentionParams<T> params{qkv.data,
-                                                  step.slices.data(),
-                                                  cache.keys.data,
-                                                  cache.values.data,
-                                                  out.data,
-                                                  partial,
-                                                  C,
-                                                  cache.block_size,
-                                                  int(n_head),
-                                                  int(splits),
-                                                  scale * 1.4426950408889634f};  // log2(e)
-    const std::int64_t query_blocks = ceil_div(step.max_new_rows, Shape::kRows);
+      arrivals = context.arrival_counters(std::size_t(S * query_blocks * n_head));
+    }
+    const cuda_kernels::AttentionParams<T> params{
+        qkv.data,         step.slices.data(),
+        cache.keys.data,  cache.values.data,
+        out.data,         partial,
+        arrivals,         C,
+        cache.block_size, int(n_head),
+        int(splits),      scale * 1.4426950408889634f};  // log2(e)
     if (query_blocks > 65535 || n_head * splits > 65535)
       throw InputError("PagedAttention: " + std::to_string(step.max_new_rows) +
                        " new tokens of one sequence and " + std::to_string(n_head) +
@@ -126,12 +125,6 @@ struct PagedAttention<cuda> {
     cuda_kernels::attention_kernel<T, D, Shape>
         <<<grid, Shape::kThreads, 0, context.stream()>>>(params);
     CTFORMER_CUDA_CHECK_LAUNCH("attention_kernel");
-    if (splits > 1) {
-      cuda_kernels::combine_splits_kernel<T, D>
-          <<<dim3(unsigned(N), unsigned(n_head)), D, 0, context.stream()>>>(
-              partial, int(n_head), int(splits), C, out.data);
-      CTFORMER_CUDA_CHECK_LAUNCH("combine_splits_kernel");
-    }
   }
 };
 

@@ -5,11 +5,12 @@
 // the scores, one output channel per lane for the values) and keeps a running max and sum per query
 // (online softmax), so no score matrix is ever stored. Scores are kept in base 2 (exp2f) with
 // scale * log2(e) folded into the queries. It also writes the step's keys and values to the cache
-// (a separate pass on the CPU), so a layer's attention is one launch, or two with decode splits.
+// (a separate pass on the CPU), so a layer's attention is one launch.
 //
 // Decode (every sequence adds one token), flash-decoding style: the keys of each sequence are also
 // split across blocks (`splits`) when sequences x heads would not fill the GPU; each split writes
-// its partial max, sum and output, and a second kernel combines them. The number of splits depends
+// its partial max, sum and output, and the last split to finish combines them (an arrival counter
+// per sequence and head), so decode attention is one launch too. The number of splits depends
 // on the batch only; each block finds its share of its sequence's keys from the sequence's length,
 // in device memory, so a decode step's launches stay the same as the sequences grow (what a CUDA
 // graph needs: backends/cuda/decode_graphs.cuh).
@@ -48,6 +49,10 @@ struct AttentionParams {
   T* values;                    // (cache rows, C)
   T* out;                       // (N, C), written when splits == 1
   float* partial;               // (N, n_head, splits, D + 2): max, sum, output; when splits > 1
+  // When splits > 1: how many splits of each block of queries (slice, query block, head) have
+  // written their partial results. Zero before the launch, and zero again after it: the last split
+  // resets it.
+  unsigned* arrivals;
   std::int64_t C, block_size;
   int n_head, splits;
   float scale_log2;  // scale * log2(e)
@@ -239,27 +244,51 @@ __global__ void __launch_bounds__(Shape::kThreads, Shape::kMinBlocksPerSM)
       }
     }
   }
-}
+  if (p.splits == 1) return;  // uniform over the grid
 
-// out = sum_k 2^(m_k - M) o_k / sum_k 2^(m_k - M) l_k over the splits k; grid (N, n_head), D
-// threads.
-template <class T, int D>
-__global__ void __launch_bounds__(D)
-    combine_splits_kernel(const float* __restrict__ partial,  // (N, n_head, splits, D + 2)
-                          int n_head, int splits, std::int64_t C,
-                          T* __restrict__ out) {  // (N, C)
-  const std::int64_t row = blockIdx.x;
-  const int head = int(blockIdx.y), d = int(threadIdx.x);
-  const float* part = partial + (row * n_head + head) * splits * (D + 2);
-  float max_score = -INFINITY;
-  for (int k = 0; k < splits; ++k) max_score = fmaxf(max_score, part[k * (D + 2)]);
-  float sum = 0.0f, acc = 0.0f;
-  for (int k = 0; k < splits; ++k) {
-    const float weight = exp2f(part[k * (D + 2)] - max_score);  // 0 for an empty split
-    sum += weight * part[k * (D + 2) + 1];
-    acc += weight * part[k * (D + 2) + 2 + d];
+  // The last split of this block's queries to get here combines the partial results of all of
+  // them (the threadFenceReduction pattern): each split's writes are made visible to the device
+  // before its arrival is counted, and the block that counts the last arrival sees all of them.
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned* arrivals =
+        p.arrivals + (std::int64_t(blockIdx.x) * gridDim.y + blockIdx.y) * p.n_head + head;
+    last = atomicAdd(arrivals, 1u) == unsigned(p.splits - 1);
+    if (last) *arrivals = 0;  // every split has arrived: ready for the next launch
   }
-  out[row * C + head * D + d] = cuda_detail::from_float<T>(acc / sum);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+#pragma unroll
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    const int r = warp * kRowsPerWarp + i;
+    if (r >= rows) continue;
+    const std::int64_t row = s.first_row + first + r;
+    // Written by other blocks of this launch: volatile, so that the reads go past this SM's L1
+    // (and never through the read-only path).
+    const volatile float* part = p.partial + (row * p.n_head + head) * p.splits * (D + 2);
+    float max_score = -INFINITY;
+    for (int k = 0; k < p.splits; ++k) max_score = fmaxf(max_score, part[k * (D + 2)]);
+    // out = sum_k 2^(m_k - M) o_k / sum_k 2^(m_k - M) l_k; an empty split has weight 0.
+    float sum = 0.0f, acc[kDPerLane] = {};
+    for (int k = 0; k < p.splits; ++k) {
+      const float weight = exp2f(part[k * (D + 2)] - max_score);
+      sum += weight * part[k * (D + 2) + 1];
+#pragma unroll
+      for (int j = 0; j < kDPerLane; ++j) {
+        const int d = lane + 32 * j;
+        if (D % 32 == 0 || d < D) acc[j] += weight * part[k * (D + 2) + 2 + d];
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kDPerLane; ++j) {
+      const int d = lane + 32 * j;
+      if (D % 32 == 0 || d < D)
+        p.out[row * C + head * D + d] = cuda_detail::from_float<T>(acc[j] / sum);
+    }
+  }
 }
 
 }  // namespace ctformer::ops::cuda_kernels

@@ -46,7 +46,23 @@ class Context {
     }
     return scratch_.data();
   }
-  // Changes whenever scratch() moves: a CUDA graph that recorded the old address is stale.
+  // n counters in device memory that are zero between launches: a kernel that counts with them
+  // (decode attention's arrivals of splits) leaves them zero. Grows like scratch(), and moves only
+  // then.
+  unsigned* arrival_counters(std::size_t n) {
+    if (n > arrival_counters_.size()) {
+      CTFORMER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      ++scratch_generation_;
+      arrival_counters_ = {};
+      arrival_counters_ = DeviceBuffer<unsigned>(n + n / 2);
+      CTFORMER_CUDA_CHECK(cudaMemsetAsync(arrival_counters_.data(), 0,
+                                          arrival_counters_.size() * sizeof(unsigned), stream_));
+    }
+    return arrival_counters_.data();
+  }
+
+  // Changes whenever scratch() or arrival_counters() moves: a CUDA graph that recorded the old
+  // address is stale.
   std::uint64_t scratch_generation() const { return scratch_generation_; }
 
   // The cuBLASLt algorithm chosen for each GEMM shape (see ops/linear.cuh).
@@ -88,6 +104,7 @@ class Context {
   cublasLtHandle_t blas_ = nullptr;
   DeviceBuffer<std::byte> blas_workspace_;
   DeviceBuffer<std::byte> scratch_;
+  DeviceBuffer<unsigned> arrival_counters_;
   std::uint64_t scratch_generation_ = 0;
   std::map<GemmKey, GemmChoice> gemm_choices_;
   bool use_gemv_ = true;
