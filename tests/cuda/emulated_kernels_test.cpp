@@ -265,33 +265,41 @@ void check_gemv(std::int64_t N, std::int64_t K, std::int64_t M, std::mt19937& rn
     std::vector<float> want = adds ? residual : std::vector<float>(std::size_t(N * M));
     ops::Linear<cpu>::run<float>({x.data(), N, K}, {w.data(), K, M}, WeightLayout::in_out, bias,
                                  epilogue, {want.data(), N, M});
-    std::vector<T> out =
-        adds ? narrowed<T>(residual)
-             : std::vector<T>(std::size_t(N * M),
-                              static_cast<T>(std::numeric_limits<float>::quiet_NaN()));
-    const kernels::GemvParams<T> params{x_t.data(),
-                                        w_out_in.data(),
-                                        epilogue == ops::Epilogue::none ? nullptr : bias_t.data(),
-                                        out.data(),
-                                        N,
-                                        K,
-                                        M,
-                                        epilogue};
-    emulation::launch({unsigned((M + kernels::kGemvWarps - 1) / kernels::kGemvWarps)},
-                      {unsigned(kernels::kGemvWarps * 32)},
-                      [&] { kernels::gemv_kernel<T, kRows>(params); });
-    const std::string what = shape + " epilogue " + std::to_string(int(epilogue));
-    // The residual is rounded to T on the GPU before the add and not on the CPU: one more
-    // rounding of the same size, as in the GPU test.
-    const double tolerance = (adds ? 2 : 1) * kernel_tolerance<T>();
-    const double err = error_relative_to_scale(widened(out), want);
-    BOOST_TEST_MESSAGE(what << ": error " << err);
-    BOOST_TEST(err <= tolerance, what << ": error " << err << " > " << tolerance);
+    // The split the op picks for this K, and the others, so that every way of sharing a row
+    // between warps runs.
+    for (const int split : {1, 2, 4}) {
+      std::vector<T> out =
+          adds ? narrowed<T>(residual)
+               : std::vector<T>(std::size_t(N * M),
+                                static_cast<T>(std::numeric_limits<float>::quiet_NaN()));
+      const kernels::GemvParams<T> params{x_t.data(),
+                                          w_out_in.data(),
+                                          epilogue == ops::Epilogue::none ? nullptr : bias_t.data(),
+                                          out.data(),
+                                          N,
+                                          K,
+                                          M,
+                                          epilogue,
+                                          split};
+      const auto columns_per_block = kernels::kGemvWarps / split;
+      emulation::launch({unsigned((M + columns_per_block - 1) / columns_per_block)},
+                        {unsigned(kernels::kGemvWarps * 32)},
+                        [&] { kernels::gemv_kernel<T, kRows>(params); });
+      const std::string what = shape + " epilogue " + std::to_string(int(epilogue)) +
+                               " warps per column " + std::to_string(split) +
+                               (split == kernels::gemv_warps_per_column<T>(K) ? " (the op's)" : "");
+      // The residual is rounded to T on the GPU before the add and not on the CPU: one more
+      // rounding of the same size, as in the GPU test.
+      const double tolerance = (adds ? 2 : 1) * kernel_tolerance<T>();
+      const double err = error_relative_to_scale(widened(out), want);
+      BOOST_TEST_MESSAGE(what << ": error " << err);
+      BOOST_TEST(err <= tolerance, what << ": error " << err << " > " << tolerance);
+    }
   }
 }
 
-// Every row count the op launches (1, 2, 4, 8 rows, each with fewer rows than it is compiled
-// for), K as in GPT-2 (768, 3072: several rounds of loads per lane) and smaller than one round of
+// Every row count the op launches (1, 2, 4, 8 rows, and fewer rows than it is compiled for), K
+// as in GPT-2 (768, 3072: several rounds of loads per lane) and smaller than one round of
 // a warp's loads, and M not a multiple of the warps per block.
 template <class T>
 void check_gemvs() {
@@ -299,6 +307,7 @@ void check_gemvs() {
   check_gemv<T, 1>(1, 768, 37, rng);
   check_gemv<T, 2>(2, 3072, 10, rng);
   check_gemv<T, 4>(3, 64, 70, rng);
+  check_gemv<T, 4>(4, 1024, 6, rng);
   check_gemv<T, 8>(5, 40, 33, rng);
   check_gemv<T, 8>(8, 264, 9, rng);
 }

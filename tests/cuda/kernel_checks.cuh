@@ -130,10 +130,16 @@ void check_linear(std::mt19937& rng) {
             auto out = epilogue == ops::Epilogue::bias_residual ? to_device<T>(residual)
                                                                 : poisoned<T>(s.N * s.M);
             const std::span<const T> d_b{d_bias.data(), std::size_t(s.M)};
-            if (as_prepared)
+            if (as_prepared) {
+              // A prepared weight of a few rows whose width is whole 16-byte pieces is the GEMV's
+              // (cudaMalloc'd buffers are aligned), unless it is switched off.
+              const bool want_gemv =
+                  gemv && s.N <= ops::cuda_kernels::kGemvMaxRows && s.K * sizeof(T) % 16 == 0;
+              BOOST_TEST(ops::Linear<cuda>::runs_as_gemv<T>({d_x.data(), s.N, s.K}, prepared.view(),
+                                                            WeightLayout::out_in) == want_gemv);
               ops::Linear<cuda>::run<T>({d_x.data(), s.N, s.K}, prepared, d_b, epilogue,
                                         {out.data(), s.N, s.M});
-            else
+            } else
               ops::Linear<cuda>::run<T>({d_x.data(), s.N, s.K},
                                         {d_w.data(), w_view.rows, w_view.cols}, layout, d_b,
                                         epilogue, {out.data(), s.N, s.M});

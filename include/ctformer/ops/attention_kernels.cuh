@@ -47,7 +47,7 @@ struct AttentionParams {
   const SequenceSlice* slices;  // (S)
   T* keys;                      // (cache rows, C): the step's keys are written, earlier ones read
   T* values;                    // (cache rows, C)
-  T* out;                       // (N, C), written when splits == 1
+  T* out;                       // (N, C); with splits > 1, by the last split to arrive
   float* partial;               // (N, n_head, splits, D + 2): max, sum, output; when splits > 1
   // When splits > 1: how many splits of each block of queries (slice, query block, head) have
   // written their partial results. Zero before the launch, and zero again after it: the last split
@@ -249,6 +249,8 @@ __global__ void __launch_bounds__(Shape::kThreads, Shape::kMinBlocksPerSM)
   // The last split of this block's queries to get here combines the partial results of all of
   // them (the threadFenceReduction pattern): each split's writes are made visible to the device
   // before its arrival is counted, and the block that counts the last arrival sees all of them.
+  // Every split of a block of queries must arrive, even one with no keys: a split that returned
+  // early would leave its counter short, the output unwritten, and every later launch wrong.
   __shared__ bool last;
   __threadfence();
   __syncthreads();

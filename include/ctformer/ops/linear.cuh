@@ -180,7 +180,7 @@ struct Linear<cuda> {
                   MatrixView<T> out) {  // (N, M)
     check_linear_shapes(x, w, layout, bias.size(), epilogue, out);
     const std::int64_t N = x.rows, K = x.cols, M = out.cols;
-    if (N == 0) return;
+    if (N == 0 || M == 0) return;
     if (gemv(x, w, layout, bias, epilogue, out)) return;
     // Row-major out (N, M) is column-major (M, N) = op(W) (M, K) x X^T (K, N): W row-major (K, M)
     // is column-major (M, K), used as is; W row-major (M, K) is column-major (K, M), transposed.
@@ -221,23 +221,29 @@ struct Linear<cuda> {
                     int(CUBLAS_STATUS_NOT_SUPPORTED));
   }
 
+  // Whether run() takes gemv_kernel for these operands: few rows, an (out, in) weight (as every
+  // prepared Weight is), rows of x and w that are whole 16-byte pieces, and not switched off
+  // (Context::use_gemv). Otherwise cuBLASLt runs.
+  template <cuda_detail::DeviceElement T>
+  static bool runs_as_gemv(MatrixView<const std::type_identity_t<T>> x,
+                           MatrixView<const std::type_identity_t<T>> w, WeightLayout layout) {
+    auto aligned = [](const T* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+    return x.rows <= cuda_kernels::kGemvMaxRows && layout == WeightLayout::out_in &&
+           x.cols * std::int64_t(sizeof(T)) % 16 == 0 && aligned(x.data) && aligned(w.data) &&
+           cuda_detail::context().use_gemv();
+  }
+
  private:
-  // Runs gemv_kernel and returns true when it applies: few rows, an (out, in) weight, and rows of
-  // x and w that are whole 16-byte pieces. Otherwise (or when switched off: Context::use_gemv)
-  // returns false, and cuBLASLt runs.
   template <class T>
   static bool gemv(MatrixView<const T> x, MatrixView<const T> w, WeightLayout layout,
                    std::span<const T> bias, Epilogue epilogue, MatrixView<T> out) {
+    if (!runs_as_gemv<T>(x, w, layout)) return false;
     const std::int64_t N = x.rows, K = x.cols, M = out.cols;
-    auto aligned = [](const T* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
-    if (N > cuda_kernels::kGemvMaxRows || layout != WeightLayout::out_in ||
-        K * std::int64_t(sizeof(T)) % 16 != 0 || !aligned(x.data) || !aligned(w.data) ||
-        !cuda_detail::context().use_gemv())
-      return false;
+    const int split = cuda_kernels::gemv_warps_per_column<T>(K);
     const cuda_kernels::GemvParams<T> params{
-        x.data, w.data,  epilogue == Epilogue::none ? nullptr : bias.data(), out.data, N, K,
-        M,      epilogue};
-    const auto blocks = unsigned(cuda_detail::ceil_div(M, cuda_kernels::kGemvWarps));
+        x.data,   w.data, epilogue == Epilogue::none ? nullptr : bias.data(), out.data, N, K, M,
+        epilogue, split};
+    const auto blocks = unsigned(cuda_detail::ceil_div(M, cuda_kernels::kGemvWarps / split));
     const auto launch = [&]<int kRows>() {
       cuda_kernels::gemv_kernel<T, kRows>
           <<<blocks, cuda_kernels::kGemvWarps * 32, 0, cuda_detail::stream()>>>(params);

@@ -1,11 +1,12 @@
 // The CUDA kernels of ops/linear.cuh, beside the cuBLASLt GEMMs it runs for most shapes:
 //   - gemv_kernel: the projections of a decode step at small batch (at most kGemvMaxRows rows).
 //     There the product reads each weight once and does a few FLOPs per byte, so its time is the
-//     weights' bytes over memory bandwidth plus a fixed cost per launch. One warp owns one output
-//     column: it streams that column's weight row (the weight is kept (out, in), so the row is
-//     contiguous) 16 bytes a lane, several loads in flight, multiplies by every row of x and
-//     reduces with shuffles; the epilogue (bias, GELU, residual add) is applied by the warp as it
-//     stores. No block ever waits on another, and a 768 x 768 fp16 weight is 192 blocks of 4 warps.
+//     weights' bytes over memory bandwidth plus a fixed cost per launch. Each output column
+//     belongs to one warp (to 2 or 4 warps of a block, whose sums meet in shared memory, when its
+//     row is long): it streams that column's weight row (the weight is kept (out, in), so the row
+//     is contiguous) 16 bytes a lane, several loads in flight, multiplies by every row of x and
+//     reduces with shuffles. The epilogue (bias, GELU, residual add) is applied as the sums are
+//     stored. No block ever waits on another.
 //   - transpose_kernel: turns a checkpoint's (in, out) weight into the (out, in) rows that
 //     gemv_kernel reads, once, at load.
 //   - gelu_kernel: GPT-2's GELU, for a GPU where cuBLASLt has no GELU epilogue.
@@ -39,7 +40,7 @@ __global__ void __launch_bounds__(kGeluThreads) gelu_kernel(T* y, std::int64_t n
 // Rows of x up to which a projection runs as gemv_kernel rather than a cuBLASLt GEMM: every row
 // is one more accumulator per lane and one more load of x per weight load.
 inline constexpr std::int64_t kGemvMaxRows = 8;
-inline constexpr int kGemvWarps = 4;   // output columns per block
+inline constexpr int kGemvWarps = 4;   // warps per block
 inline constexpr int kGemvUnroll = 4;  // 16-byte weight loads each lane has in flight
 
 template <class T>
@@ -47,14 +48,28 @@ struct GemvParams {
   const T* x;     // (N, K)
   const T* w;     // (M, K): the weight as (out, in)
   const T* bias;  // (M); null for Epilogue::none
-  T* out;         // (N, M); with Epilogue::bias_residual also the residual it adds to
+  T* out;         // (N, M), not overlapping x; with Epilogue::bias_residual also the residual
   std::int64_t N, K, M;
   Epilogue epilogue;
+  int warps_per_column;  // 1, 2 or 4 (gemv_warps_per_column)
 };
 
-// The 16 / sizeof(T) elements of T in `raw`, widened to fp32.
+// Warps that share one output column, each taking every warps_per_column-th piece of its row: as
+// few as keep each lane's loads within one round of kGemvUnroll, so that a long row (K = 3072)
+// is read with all its loads in flight at once, and a narrow projection (768 columns) still has
+// thousands of warps.
 template <class T>
-__device__ __forceinline__ void widen16(const uint4& raw, float* out) {
+constexpr int gemv_warps_per_column(std::int64_t K) {
+  const std::int64_t per_round = 32 * (16 / std::int64_t(sizeof(T))) * kGemvUnroll;
+  int warps = 1;
+  while (warps < kGemvWarps && warps * per_round < K) warps *= 2;
+  return warps;
+}
+
+// The 16 / sizeof(T) elements of T in `raw` (a register: its bytes are copied, never loaded one by
+// one from memory), widened to fp32.
+template <class T>
+__device__ __forceinline__ void widen16(uint4 raw, float* out) {
   constexpr int kVec = 16 / int(sizeof(T));
   T e[kVec];
   memcpy(static_cast<void*>(e), &raw, sizeof(raw));
@@ -62,35 +77,37 @@ __device__ __forceinline__ void widen16(const uint4& raw, float* out) {
   for (int i = 0; i < kVec; ++i) out[i] = cuda_detail::to_float(e[i]);
 }
 
-// out[r, n] = epilogue(sum_k x[r, k] w[n, k] + bias[n]) for r < N <= kRows; one warp per n, grid
-// ceil(M / kGemvWarps). K must be a multiple of 16 / sizeof(T), and x and w 16-byte aligned
-// (ops/linear.cuh checks), so that every load is one whole 16-byte piece of a row.
+// out[r, n] = epilogue(sum_k x[r, k] w[n, k] + bias[n]) for r < N <= kRows; warps_per_column warps
+// per n, grid ceil(M / (kGemvWarps / warps_per_column)). K must be a multiple of 16 / sizeof(T),
+// and x and w 16-byte aligned (ops/linear.cuh checks), so that every load is one whole 16-byte
+// piece of a row.
 template <class T, int kRows>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvParams<T> p) {
   constexpr int kVec = 16 / int(sizeof(T));  // elements per load
-  constexpr int kWarpStep = 32 * kVec;       // elements a warp covers per load
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const std::int64_t n = std::int64_t(blockIdx.x) * kGemvWarps + warp;
-  if (n >= p.M) return;  // uniform over the warp
+  const int split = p.warps_per_column, part = warp % split;
+  const std::int64_t n = std::int64_t(blockIdx.x) * (kGemvWarps / split) + warp / split;
+  const bool active = n < p.M;  // uniform over the warp; an idle warp still reaches the barrier
   const int rows = int(p.N);
-  const std::int64_t K = p.K;
-  const T* __restrict__ w = p.w + n * K;
+  const std::int64_t K = p.K, step = std::int64_t(split) * 32 * kVec;  // elements per round
+  const T* __restrict__ w = p.w + (active ? n : 0) * K;
   const T* __restrict__ x = p.x;
 
   float acc[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
-  for (std::int64_t base = std::int64_t(lane) * kVec; base < K; base += kWarpStep * kGemvUnroll) {
+  const std::int64_t first = active ? (std::int64_t(part) * 32 + lane) * kVec : K;
+  for (std::int64_t base = first; base < K; base += step * kGemvUnroll) {
     // The weight loads first, all of them, so that they are in flight together.
     uint4 raw[kGemvUnroll];
 #pragma unroll
     for (int u = 0; u < kGemvUnroll; ++u) {
-      const std::int64_t k = base + std::int64_t(u) * kWarpStep;
+      const std::int64_t k = base + u * step;
       raw[u] = k < K ? *reinterpret_cast<const uint4*>(w + k) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < kGemvUnroll; ++u) {
-      const std::int64_t k = base + std::int64_t(u) * kWarpStep;
+      const std::int64_t k = base + u * step;
       if (k >= K) break;
       float wf[kVec];
       widen16<T>(raw[u], wf);
@@ -106,12 +123,25 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvParams<T> p) 
   }
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = cuda_detail::warp_sum(acc[r]);
+  if (split > 1) {  // uniform over the block: the first warp of each column adds the others' sums
+    __shared__ float sums[kGemvWarps][kRows];
+    if (lane == 0)
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) sums[warp][r] = acc[r];
+    __syncthreads();
+    if (part == 0)
+      for (int other = 1; other < split; ++other)
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) acc[r] += sums[warp + other][r];
+  }
+  if (!active || part != 0) return;
 
-  if (lane != 0) return;
+  // Every lane holds every row's sum: lane r stores row r.
   const float b = p.epilogue == Epilogue::none ? 0.0f : cuda_detail::to_float(p.bias[n]);
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     if (r >= rows) break;
+    if (lane != r) continue;
     T* y = p.out + r * p.M + n;
     float v = acc[r] + b;
     if (p.epilogue == Epilogue::bias_gelu) v = gelu_tanh(v);
