@@ -232,12 +232,14 @@ void check_row_norms() {
 }
 
 // A weight as a checkpoint stores it, (K, M), transposed by transpose_kernel as
-// Linear<cuda>::prepare launches it; then x (N, K) times it by gemv_kernel, as Linear<cuda>::run
-// launches it, with each epilogue, against the CPU reference on the checkpoint's layout. The output
-// is poisoned with NaN, or holds the residual for Epilogue::bias_residual.
+// Linear<cuda>::prepare launches it; then x (N, K), with no norm, LayerNorm or RMSNorm, times it by
+// gemv_kernel, as Linear<cuda>::run launches it, with each epilogue, against the CPU reference on
+// the checkpoint's layout. The output is poisoned with NaN, or holds the residual for
+// Epilogue::bias_residual.
 template <class T, int kRows>
 void check_gemv(std::int64_t N, std::int64_t K, std::int64_t M, std::mt19937& rng) {
-  const auto x = random_values<T>(std::size_t(N * K), rng);
+  auto x = random_values<T>(std::size_t(N * K), rng, 3.0f);
+  for (std::int64_t i = 0; i < N * K; i += K) x[std::size_t(i)] += 5.0f;  // rows of non-zero mean
   const auto w = random_values<T>(std::size_t(K * M), rng, 0.05f);
   const auto bias = random_values<T>(std::size_t(M), rng);
   const auto residual = random_values<T>(std::size_t(N * M), rng);
@@ -258,42 +260,61 @@ void check_gemv(std::int64_t N, std::int64_t K, std::int64_t M, std::mt19937& rn
                                      static_cast<float>(w_in_out[std::size_t(k * M + m)]);
   BOOST_TEST(transposed, shape << ": transpose_kernel did not transpose the weight");
 
-  const std::vector<T> x_t = narrowed<T>(x), bias_t = narrowed<T>(bias);
-  for (const ops::Epilogue epilogue : {ops::Epilogue::bias, ops::Epilogue::bias_gelu,
-                                       ops::Epilogue::bias_residual, ops::Epilogue::none}) {
-    const bool adds = epilogue == ops::Epilogue::bias_residual;
-    std::vector<float> want = adds ? residual : std::vector<float>(std::size_t(N * M));
-    ops::Linear<cpu>::run<float>({x.data(), N, K}, {w.data(), K, M}, WeightLayout::in_out, bias,
-                                 epilogue, {want.data(), N, M});
-    // The split the op picks for this K, and the others, so that every way of sharing a row
-    // between warps runs.
-    for (const int split : {1, 2, 4}) {
-      std::vector<T> out =
-          adds ? narrowed<T>(residual)
-               : std::vector<T>(std::size_t(N * M),
-                                static_cast<T>(std::numeric_limits<float>::quiet_NaN()));
-      const kernels::GemvParams<T> params{x_t.data(),
-                                          w_out_in.data(),
-                                          epilogue == ops::Epilogue::none ? nullptr : bias_t.data(),
-                                          out.data(),
-                                          N,
-                                          K,
-                                          M,
-                                          epilogue,
-                                          split};
-      const auto columns_per_block = kernels::kGemvWarps / split;
-      emulation::launch({unsigned((M + columns_per_block - 1) / columns_per_block)},
-                        {unsigned(kernels::kGemvWarps * 32)},
-                        [&] { kernels::gemv_kernel<T, kRows>(params); });
-      const std::string what = shape + " epilogue " + std::to_string(int(epilogue)) +
-                               " warps per column " + std::to_string(split) +
-                               (split == kernels::gemv_warps_per_column<T>(K) ? " (the op's)" : "");
-      // The residual is rounded to T on the GPU before the add and not on the CPU: one more
-      // rounding of the same size, as in the GPU test.
-      const double tolerance = (adds ? 2 : 1) * kernel_tolerance<T>();
-      const double err = error_relative_to_scale(widened(out), want);
-      BOOST_TEST_MESSAGE(what << ": error " << err);
-      BOOST_TEST(err <= tolerance, what << ": error " << err << " > " << tolerance);
+  const auto gamma = random_values<T>(std::size_t(K), rng);
+  const auto beta = random_values<T>(std::size_t(K), rng);
+  const std::vector<T> x_t = narrowed<T>(x), bias_t = narrowed<T>(bias),
+                       gamma_t = narrowed<T>(gamma), beta_t = narrowed<T>(beta);
+  // No norm, LayerNorm and RMSNorm applied to x as the kernel reads it; the reference runs the
+  // CPU norm first.
+  enum class Norm { none, layer, rms };
+  for (const Norm norm : {Norm::none, Norm::layer, Norm::rms}) {
+    std::vector<float> normed = x;
+    if (norm == Norm::layer)
+      ops::LayerNorm<cpu>::run<float>({x.data(), N, K}, gamma, beta, 1e-5f, {normed.data(), N, K});
+    if (norm == Norm::rms)
+      ops::RmsNorm<cpu>::run<float>({x.data(), N, K}, gamma, 1e-5f, {normed.data(), N, K});
+    for (const ops::Epilogue epilogue : {ops::Epilogue::bias, ops::Epilogue::bias_gelu,
+                                         ops::Epilogue::bias_residual, ops::Epilogue::none}) {
+      const bool adds = epilogue == ops::Epilogue::bias_residual;
+      std::vector<float> want = adds ? residual : std::vector<float>(std::size_t(N * M));
+      ops::Linear<cpu>::run<float>({normed.data(), N, K}, {w.data(), K, M}, WeightLayout::in_out,
+                                   bias, epilogue, {want.data(), N, M});
+      // The split the op picks for this K, and the others, so that every way of sharing a row
+      // between warps runs.
+      for (const int split : {1, 2, 4}) {
+        std::vector<T> out =
+            adds ? narrowed<T>(residual)
+                 : std::vector<T>(std::size_t(N * M),
+                                  static_cast<T>(std::numeric_limits<float>::quiet_NaN()));
+        const kernels::GemvParams<T> params{
+            x_t.data(),
+            w_out_in.data(),
+            epilogue == ops::Epilogue::none ? nullptr : bias_t.data(),
+            out.data(),
+            N,
+            K,
+            M,
+            epilogue,
+            split,
+            norm == Norm::none ? nullptr : gamma_t.data(),
+            norm == Norm::layer ? beta_t.data() : nullptr,
+            1e-5f};
+        const auto columns_per_block = kernels::kGemvWarps / split;
+        emulation::launch({unsigned((M + columns_per_block - 1) / columns_per_block)},
+                          {unsigned(kernels::kGemvWarps * 32)},
+                          [&] { kernels::gemv_kernel<T, kRows>(params); });
+        const char* norm_name[] = {"", " layer_norm", " rms_norm"};
+        const std::string what =
+            shape + norm_name[int(norm)] + " epilogue " + std::to_string(int(epilogue)) +
+            " warps per column " + std::to_string(split) +
+            (split == kernels::gemv_warps_per_column<T>(K) ? " (the op's)" : "");
+        // The residual is rounded to T on the GPU before the add and not on the CPU: one more
+        // rounding of the same size, as in the GPU test.
+        const double tolerance = (adds ? 2 : 1) * kernel_tolerance<T>();
+        const double err = error_relative_to_scale(widened(out), want);
+        BOOST_TEST_MESSAGE(what << ": error " << err);
+        BOOST_TEST(err <= tolerance, what << ": error " << err << " > " << tolerance);
+      }
     }
   }
 }

@@ -51,6 +51,8 @@ concept ComputesGpt2 = Backend<B> &&
   ops::Embedding<B>::run(ids, ids, weight, w, y);
   ops::LayerNorm<B>::run(x, v, v, 1e-5f, y);
   ops::Linear<B>::run(x, weight, v, ops::Epilogue::bias, y);
+  ops::Linear<B>::run(ops::NormedRows<activation_t<B, T>, T>{x, {v, v, 1e-5f}, y}, weight, v,
+                      ops::Epilogue::bias, y);
   ops::PagedAttention<B>::run(x, slices, cache, std::int64_t{1}, 1.0f, y);
   ops::GatherRows<B>::run(x, rows, y);
   ops::Argmax<B>::run(x, out_ids);

@@ -31,8 +31,9 @@ class CausalSelfAttention {
         w.load(prefix + ".c_proj.bias", {C}), c);
   }
 
-  // residual += c_proj(attention(c_attn(x))), appending this step's keys and values to the cache.
-  void forward(MatrixView<const A> x,  // (N, C), already normalised
+  // residual += c_proj(attention(c_attn(norm(x)))), appending this step's keys and values to the
+  // cache.
+  void forward(const ops::NormedRows<A, T>& x,  // (N, C) and the norm c_attn applies first
                const AttentionStep<A>& step, MatrixView<A> residual,
                const BlockScratch<A>& scratch) const {
     ops::Linear<B>::run(x, w_qkv_, span(b_qkv_), ops::Epilogue::bias, scratch.qkv);

@@ -26,10 +26,9 @@ class PreNormBlock {
 
   void forward(MatrixView<A> x,  // (N, C), the residual stream, updated in place
                const AttentionStep<A>& step, const BlockScratch<A>& scratch) const {
-    ln_1.forward(x, scratch.normed);
-    attn.forward(scratch.normed, step, x, scratch);
-    ln_2.forward(x, scratch.normed);
-    mlp.forward(scratch.normed, x, scratch);
+    // Each norm is applied by the branch's first projection (fused into it where the backend can).
+    attn.forward(normalized(ln_1, x, scratch.normed), step, x, scratch);
+    mlp.forward(normalized(ln_2, x, scratch.normed), x, scratch);
   }
 
   Norm ln_1;

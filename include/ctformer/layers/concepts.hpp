@@ -46,9 +46,30 @@ concept NormLayer = Layer<L> && requires(const L& l, MatrixView<const layer_acti
   l.forward(x, out);
 };
 
+// What a mixer reads: rows of the residual stream and the norm its first projection applies to
+// them (ops/linear.hpp).
+template <class L>
+using mixer_input_t = ops::NormedRows<layer_activation_t<L>, typename L::weight_type>;
+
+// The input a pre-norm block hands a mixer: x with `norm` still to apply, when the norm can say
+// what it is (row_norm(), as LayerNorm and RmsNorm do), so that the backend may fuse it into the
+// projection; otherwise the norm runs here, into `normed`, and the mixer reads that.
+template <NormLayer Norm>
+mixer_input_t<Norm> normalized(const Norm& norm, MatrixView<const layer_activation_t<Norm>> x,
+                               MatrixView<layer_activation_t<Norm>> normed) {
+  if constexpr (requires {
+                  { norm.row_norm() } -> std::same_as<ops::RowNorm<typename Norm::weight_type>>;
+                }) {
+    return {x, norm.row_norm(), normed};
+  } else {
+    norm.forward(x, normed);
+    return {normed, {}, normed};
+  }
+}
+
 // Mixes information across positions, through the KV cache, and adds its result to the residual.
 template <class L>
-concept TokenMixer = Layer<L> && requires(const L& l, MatrixView<const layer_activation_t<L>> x,
+concept TokenMixer = Layer<L> && requires(const L& l, const mixer_input_t<L>& x,
                                           const AttentionStep<layer_activation_t<L>>& step,
                                           MatrixView<layer_activation_t<L>> residual,
                                           const BlockScratch<layer_activation_t<L>>& scratch) {
@@ -57,9 +78,9 @@ concept TokenMixer = Layer<L> && requires(const L& l, MatrixView<const layer_act
 
 // Transforms each position on its own and adds its result to the residual.
 template <class L>
-concept ChannelMixer = Layer<L> && requires(const L& l, MatrixView<const layer_activation_t<L>> x,
-                                            MatrixView<layer_activation_t<L>> residual,
-                                            const BlockScratch<layer_activation_t<L>>& scratch) {
+concept ChannelMixer = Layer<L> &&
+    requires(const L& l, const mixer_input_t<L>& x, MatrixView<layer_activation_t<L>> residual,
+             const BlockScratch<layer_activation_t<L>>& scratch) {
   l.forward(x, residual, scratch);
 };
 

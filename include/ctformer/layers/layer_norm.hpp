@@ -28,6 +28,11 @@ class LayerNorm {
                            std::span<const T>(beta_.data(), beta_.size()), eps_, out);
   }
 
+  // This norm, for a projection to apply to its input (ops::NormedRows).
+  ops::RowNorm<T> row_norm() const {
+    return {{gamma_.data(), gamma_.size()}, {beta_.data(), beta_.size()}, eps_};
+  }
+
  private:
   using buffer = typename B::template buffer<T>;
   LayerNorm(buffer gamma, buffer beta, float eps)

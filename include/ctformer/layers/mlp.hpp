@@ -28,8 +28,8 @@ class Mlp {
                w.load(prefix + ".c_proj.bias", {C}));
   }
 
-  // residual += c_proj(gelu(c_fc(x)))
-  void forward(MatrixView<const A> x,  // (N, C), already normalised
+  // residual += c_proj(gelu(c_fc(norm(x))))
+  void forward(const ops::NormedRows<A, T>& x,  // (N, C) and the norm c_fc applies first
                MatrixView<A> residual, const BlockScratch<A>& scratch) const {
     ops::Linear<B>::run(x, w_fc_, span(b_fc_), ops::Epilogue::bias_gelu, scratch.hidden);
     ops::Linear<B>::run(MatrixView<const A>(scratch.hidden), w_proj_, span(b_proj_),

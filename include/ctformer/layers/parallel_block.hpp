@@ -30,11 +30,13 @@ class ParallelBlock {
 
   void forward(MatrixView<A> x,  // (N, C), the residual stream, updated in place
                const AttentionStep<A>& step, const BlockScratch<A>& scratch) const {
+    // The norm runs once, on its own: attention adds to x but leaves scratch.normed alone, so the
+    // MLP reads norm(x) of the block's input, not of x + attn(...): that is what makes the block
+    // parallel. (Fused into each branch's projection, the MLP's would normalise the updated x.)
     ln_1.forward(x, scratch.normed);
-    // Attention adds to x but leaves scratch.normed alone, so the MLP reads norm(x) of the block's
-    // input, not of x + attn(...): that is what makes the block parallel.
-    attn.forward(scratch.normed, step, x, scratch);
-    mlp.forward(scratch.normed, x, scratch);
+    const mixer_input_t<Norm> normed{scratch.normed, {}, scratch.normed};
+    attn.forward(normed, step, x, scratch);
+    mlp.forward(normed, x, scratch);
   }
 
   Norm ln_1;

@@ -39,6 +39,9 @@ class RmsNorm {
     ops::RmsNorm<B>::run(x, std::span<const T>(gamma_.data(), gamma_.size()), eps_, out);
   }
 
+  // This norm, for a projection to apply to its input (ops::NormedRows): no beta.
+  ops::RowNorm<T> row_norm() const { return {{gamma_.data(), gamma_.size()}, {}, eps_}; }
+
  private:
   using buffer = typename B::template buffer<T>;
   RmsNorm(buffer gamma, float eps) : gamma_(std::move(gamma)), eps_(eps) {}

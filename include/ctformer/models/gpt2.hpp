@@ -104,8 +104,8 @@ class DecoderModel {
         blocks_[l].forward(x, {step_.slices_view(), cache.layer(static_cast<std::int64_t>(l))},
                            scratch);
       if (which == LogitsFor::last_token) ops::GatherRows<B>::run(x, step_.last_rows(), last);
-      ln_f_.forward(last, last);
-      ops::Linear<B>::run(MatrixView<const A>(last), embedding_.lm_head(), std::span<const T>{},
+      // ln_f, applied by the LM head's projection (fused into it where the backend can).
+      ops::Linear<B>::run(normalized(ln_f_, last, last), embedding_.lm_head(), std::span<const T>{},
                           ops::Epilogue::none, logits);
     };
     if (step_.decode) {

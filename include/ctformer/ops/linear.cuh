@@ -25,6 +25,7 @@
 
 #include "ctformer/backends/cuda.hpp"
 #include "ctformer/core/matrix_view.hpp"
+#include "ctformer/ops/layer_norm.cuh"
 #include "ctformer/ops/linear.hpp"
 #include "ctformer/ops/linear_kernels.cuh"
 
@@ -171,6 +172,26 @@ struct Linear<cuda> {
     run<T>(x, w.view(), WeightLayout::out_in, bias, epilogue, out);
   }
 
+  // out = epilogue(norm(x) W + bias): inside gemv_kernel where that runs (in.normed is then not
+  // written), else the norm kernel into in.normed and then the product.
+  template <cuda_detail::DeviceElement T>
+  static void run(const NormedRows<T, std::type_identity_t<T>>& in, const Weight<T>& w,
+                  std::span<const std::type_identity_t<T>> bias, Epilogue epilogue,
+                  MatrixView<T> out) {
+    check_norm_shapes(in);
+    if (in.norm.gamma.empty()) return run<T>(in.x, w, bias, epilogue, out);
+    check_linear_shapes(in.x, w.view(), WeightLayout::out_in, bias.size(), epilogue, out);
+    if (in.x.rows == 0 || out.cols == 0) return;
+    if (gemv<T>(in.x, w.view(), WeightLayout::out_in, bias, epilogue, out, &in.norm)) return;
+    if (in.norm.beta.empty())
+      cuda_kernels::launch_row_norm<T, false>(in.x, in.norm.gamma.data(), nullptr, in.norm.eps,
+                                              in.normed);
+    else
+      cuda_kernels::launch_row_norm<T, true>(in.x, in.norm.gamma.data(), in.norm.beta.data(),
+                                             in.norm.eps, in.normed);
+    run<T>(MatrixView<const T>(in.normed), w, bias, epilogue, out);
+  }
+
   template <cuda_detail::DeviceElement T>
   static void run(MatrixView<const std::type_identity_t<T>> x,  // (N, K)
                   MatrixView<const std::type_identity_t<T>> w,  // (K, M) in_out, (M, K) out_in
@@ -236,8 +257,13 @@ struct Linear<cuda> {
  private:
   template <class T>
   static bool gemv(MatrixView<const T> x, MatrixView<const T> w, WeightLayout layout,
-                   std::span<const T> bias, Epilogue epilogue, MatrixView<T> out) {
-    if (!runs_as_gemv<T>(x, w, layout)) return false;
+                   std::span<const T> bias, Epilogue epilogue, MatrixView<T> out,
+                   const RowNorm<T>* norm = nullptr) {
+    auto aligned = [](std::span<const T> v) {
+      return reinterpret_cast<std::uintptr_t>(v.data()) % 16 == 0;
+    };
+    if (!runs_as_gemv<T>(x, w, layout) || (norm && !(aligned(norm->gamma) && aligned(norm->beta))))
+      return false;
     const std::int64_t N = x.rows, K = x.cols, M = out.cols;
     const int split = cuda_kernels::gemv_warps_per_column<T>(K);
     const cuda_kernels::GemvParams<T> params{

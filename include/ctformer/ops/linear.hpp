@@ -16,9 +16,52 @@
 #include "ctformer/backends/cpu.hpp"
 #include "ctformer/core/error.hpp"
 #include "ctformer/core/matrix_view.hpp"
+#include "ctformer/ops/layer_norm.hpp"
 #include "ctformer/ops/packed_matmul.hpp"
+#include "ctformer/ops/rms_norm.hpp"
 
 namespace ctformer::ops {
+
+// A row-wise norm as a projection applies it to its input: LayerNorm with gamma and beta, RMSNorm
+// with gamma alone (beta empty).
+template <class T>
+struct RowNorm {
+  std::span<const T> gamma;  // (C)
+  std::span<const T> beta;   // (C), or empty
+  float eps = 1e-5f;
+};
+
+// The input of a projection that begins a pre-norm branch: the rows x and the norm to apply to
+// them first, so that a backend may fuse the two (CUDA does at small batch: the GEMV normalises x
+// as it reads it). Where the norm runs on its own it writes `normed` (the shape of x; it may be x
+// itself) and the product reads that; where it is fused, `normed` is left alone. A norm with no
+// gamma is none: x is used as it is.
+template <class A, class T>
+struct NormedRows {
+  // A constructor, not an aggregate: a braced (data, rows, cols) must not be taken for one by
+  // brace elision, which would make every Linear::run({...}, ...) ambiguous.
+  NormedRows(MatrixView<const A> x_, RowNorm<T> norm_, MatrixView<A> normed_)
+      : x(x_), norm(norm_), normed(normed_) {}
+
+  MatrixView<const A> x;  // (N, C)
+  RowNorm<T> norm;
+  MatrixView<A> normed;  // (N, C)
+};
+
+// Throws InputError unless the norm's parameters and `normed` have the shape of the rows.
+template <class A, class T>
+void check_norm_shapes(const NormedRows<A, T>& in) {
+  const auto C = std::size_t(in.x.cols);
+  if (in.norm.gamma.empty() && in.norm.beta.empty()) return;
+  if (in.norm.gamma.size() == C && (in.norm.beta.empty() || in.norm.beta.size() == C) &&
+      in.normed.rows == in.x.rows && in.normed.cols == in.x.cols)
+    return;
+  throw InputError("Linear: a norm with gamma of " + std::to_string(in.norm.gamma.size()) +
+                   " and beta of " + std::to_string(in.norm.beta.size()) + " over x (" +
+                   std::to_string(in.x.rows) + " x " + std::to_string(in.x.cols) + ") into (" +
+                   std::to_string(in.normed.rows) + " x " + std::to_string(in.normed.cols) +
+                   "): the shapes do not agree");
+}
 
 // Throws InputError unless x (N, K), a weight of K inputs and M outputs, the bias and out (N, M)
 // agree: a wrong composition of layers is named here rather than read out of bounds (which on a
@@ -69,6 +112,20 @@ struct Linear<cpu> {
                   MatrixView<float> out) {  // (N, out)
     check_linear_shapes(x, w.in(), w.out(), bias.size(), epilogue, out);
     packed::matmul<T>(x, w, bias, epilogue, out);
+  }
+
+  // out = epilogue(norm(x) W + bias): the norm into in.normed, then the product.
+  template <class T>
+  static void run(const NormedRows<float, std::type_identity_t<T>>& in, const Weight<T>& w,
+                  std::span<const std::type_identity_t<T>> bias, Epilogue epilogue,
+                  MatrixView<float> out) {
+    check_norm_shapes(in);
+    if (in.norm.gamma.empty()) return run<T>(in.x, w, bias, epilogue, out);
+    if (in.norm.beta.empty())
+      RmsNorm<cpu>::run(in.x, in.norm.gamma, in.norm.eps, in.normed);
+    else
+      LayerNorm<cpu>::run(in.x, in.norm.gamma, in.norm.beta, in.norm.eps, in.normed);
+    run<T>(MatrixView<const float>(in.normed), w, bias, epilogue, out);
   }
 
   // The same product by Eigen on an unpacked weight: the reference that the packed kernel and the

@@ -5,8 +5,10 @@
 //     belongs to one warp (to 2 or 4 warps of a block, whose sums meet in shared memory, when its
 //     row is long): it streams that column's weight row (the weight is kept (out, in), so the row
 //     is contiguous) 16 bytes a lane, several loads in flight, multiplies by every row of x and
-//     reduces with shuffles. The epilogue (bias, GELU, residual add) is applied as the sums are
-//     stored. No block ever waits on another.
+//     reduces with shuffles. The LayerNorm or RMSNorm before a projection (ln_1 before c_attn,
+//     ln_2 before c_fc, ln_f before the LM head) is applied to x as it is read, each block working
+//     out the rows' statistics first, so the norm is no launch of its own; the epilogue (bias,
+//     GELU, residual add) is applied as the sums are stored. No block ever waits on another.
 //   - transpose_kernel: turns a checkpoint's (in, out) weight into the (out, in) rows that
 //     gemv_kernel reads, once, at load.
 //   - gelu_kernel: GPT-2's GELU, for a GPU where cuBLASLt has no GELU epilogue.
@@ -52,6 +54,11 @@ struct GemvParams {
   std::int64_t N, K, M;
   Epilogue epilogue;
   int warps_per_column;  // 1, 2 or 4 (gemv_warps_per_column)
+  // The norm of the rows of x, applied as they are read: LayerNorm with gamma and beta, RMSNorm
+  // with gamma alone, none without gamma. (K) each.
+  const T* gamma;
+  const T* beta;
+  float eps;
 };
 
 // Warps that share one output column, each taking every warps_per_column-th piece of its row: as
@@ -77,10 +84,10 @@ __device__ __forceinline__ void widen16(uint4 raw, float* out) {
   for (int i = 0; i < kVec; ++i) out[i] = cuda_detail::to_float(e[i]);
 }
 
-// out[r, n] = epilogue(sum_k x[r, k] w[n, k] + bias[n]) for r < N <= kRows; warps_per_column warps
-// per n, grid ceil(M / (kGemvWarps / warps_per_column)). K must be a multiple of 16 / sizeof(T),
-// and x and w 16-byte aligned (ops/linear.cuh checks), so that every load is one whole 16-byte
-// piece of a row.
+// out[r, n] = epilogue(sum_k norm(x)[r, k] w[n, k] + bias[n]) for r < N <= kRows;
+// warps_per_column warps per n, grid ceil(M / (kGemvWarps / warps_per_column)). K must be a
+// multiple of 16 / sizeof(T), and x, w, gamma and beta 16-byte aligned (ops/linear.cuh checks), so
+// that every load is one whole 16-byte piece of a row.
 template <class T, int kRows>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvParams<T> p) {
   constexpr int kVec = 16 / int(sizeof(T));  // elements per load
@@ -92,6 +99,43 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvParams<T> p) 
   const std::int64_t K = p.K, step = std::int64_t(split) * 32 * kVec;  // elements per round
   const T* __restrict__ w = p.w + (active ? n : 0) * K;
   const T* __restrict__ x = p.x;
+
+  // The norm's statistics of each row, in fp32 and in two passes (as ops/layer_norm_kernels.cuh),
+  // each row by one warp of the block; every warp then reads them all.
+  const bool normalize = p.gamma != nullptr;  // uniform over the grid
+  float mean[kRows], rstd[kRows];
+  if (normalize) {
+    __shared__ float row_mean[kRows], row_rstd[kRows];
+    for (int r = warp; r < rows; r += kGemvWarps) {
+      const T* __restrict__ xr = x + r * K;
+      float f[kVec], m = 0.0f, squares = 0.0f;
+      if (p.beta) {  // LayerNorm; RMSNorm keeps m = 0
+        float sum = 0.0f;
+        for (std::int64_t k = std::int64_t(lane) * kVec; k < K; k += 32 * kVec) {
+          widen16<T>(*reinterpret_cast<const uint4*>(xr + k), f);
+#pragma unroll
+          for (int i = 0; i < kVec; ++i) sum += f[i];
+        }
+        m = cuda_detail::warp_sum(sum) / float(K);
+      }
+      for (std::int64_t k = std::int64_t(lane) * kVec; k < K; k += 32 * kVec) {
+        widen16<T>(*reinterpret_cast<const uint4*>(xr + k), f);
+#pragma unroll
+        for (int i = 0; i < kVec; ++i) squares += (f[i] - m) * (f[i] - m);
+      }
+      const float s = rsqrtf(cuda_detail::warp_sum(squares) / float(K) + p.eps);
+      if (lane == 0) {
+        row_mean[r] = m;
+        row_rstd[r] = s;
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      mean[r] = r < rows ? row_mean[r] : 0.0f;
+      rstd[r] = r < rows ? row_rstd[r] : 0.0f;
+    }
+  }
 
   float acc[kRows];
 #pragma unroll
@@ -109,13 +153,24 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvParams<T> p) 
     for (int u = 0; u < kGemvUnroll; ++u) {
       const std::int64_t k = base + u * step;
       if (k >= K) break;
-      float wf[kVec];
+      float wf[kVec], gf[kVec], bf[kVec];
       widen16<T>(raw[u], wf);
+      if (normalize) {
+        widen16<T>(*reinterpret_cast<const uint4*>(p.gamma + k), gf);
+        if (p.beta)
+          widen16<T>(*reinterpret_cast<const uint4*>(p.beta + k), bf);
+        else
+#pragma unroll
+          for (int i = 0; i < kVec; ++i) bf[i] = 0.0f;
+      }
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
         if (r >= rows) break;
         float xf[kVec];
         widen16<T>(*reinterpret_cast<const uint4*>(x + r * K + k), xf);
+        if (normalize)
+#pragma unroll
+          for (int i = 0; i < kVec; ++i) xf[i] = (xf[i] - mean[r]) * rstd[r] * gf[i] + bf[i];
 #pragma unroll
         for (int i = 0; i < kVec; ++i) acc[r] += wf[i] * xf[i];
       }
