@@ -174,6 +174,50 @@ void check_linear(std::mt19937& rng) {
            "linear on operands one element into their buffers");
 }
 
+// A projection of normalised rows (ops::NormedRows), as each pre-norm branch and the LM head run
+// it: LayerNorm and RMSNorm, at a few rows (inside the GEMV, unless it is switched off) and at
+// many (the norm kernel into `normed`, then cuBLASLt).
+template <class T>
+void check_normed_linear(std::mt19937& rng) {
+  const std::int64_t K = 768, M = 200;
+  for (const std::int64_t N : {1, 5, 33})
+    for (const bool layer_norm : {true, false})
+      for (const bool gemv : {true, false}) {
+        auto x = random_values<T>(N * K, rng, 3.0f);
+        for (std::int64_t i = 0; i < N * K; i += K) x[i] += 5.0f;  // rows of non-zero mean
+        const auto gamma = random_values<T>(K, rng), beta = random_values<T>(K, rng);
+        const auto w = random_values<T>(M * K, rng, 0.05f), bias = random_values<T>(M, rng);
+        std::vector<float> normed(N * K), want(N * M);
+        if (layer_norm)
+          ops::LayerNorm<cpu>::run<float>({x.data(), N, K}, gamma, beta, 1e-5f,
+                                          {normed.data(), N, K});
+        else
+          ops::RmsNorm<cpu>::run<float>({x.data(), N, K}, gamma, 1e-5f, {normed.data(), N, K});
+        ops::Linear<cpu>::run<float>({normed.data(), N, K}, {w.data(), M, K}, WeightLayout::out_in,
+                                     bias, ops::Epilogue::bias_gelu, {want.data(), N, M});
+
+        const auto d_x = to_device<T>(x), d_gamma = to_device<T>(gamma),
+                   d_beta = to_device<T>(beta), d_bias = to_device<T>(bias);
+        auto d_normed = poisoned<T>(N * K), out = poisoned<T>(N * M);
+        const auto weight = ops::Linear<cuda>::prepare(to_device<T>(w), M, K, WeightLayout::out_in);
+        const ops::RowNorm<T> norm{
+            {d_gamma.data(), std::size_t(K)},
+            layer_norm ? std::span<const T>(d_beta.data(), std::size_t(K)) : std::span<const T>(),
+            1e-5f};
+        cuda_detail::context().set_use_gemv(gemv);
+        ops::Linear<cuda>::run<T>(
+            ops::NormedRows<T, T>({d_x.data(), N, K}, norm, {d_normed.data(), N, K}), weight,
+            {d_bias.data(), std::size_t(M)}, ops::Epilogue::bias_gelu, {out.data(), N, M});
+        cuda_detail::context().set_use_gemv(true);
+        // The GEMV does not round the normalised rows to T before the product; the norm kernel
+        // does: one more rounding of the size of the output's.
+        check<T>(to_host(out.data(), N * M), want,
+                 std::string(layer_norm ? "layer_norm" : "rms_norm") +
+                     " then linear N=" + std::to_string(N) + " gemv " + std::to_string(gemv),
+                 2 * kernel_tolerance<T>());
+      }
+}
+
 // A ragged step over a paged cache with shuffled blocks: PagedAttention, which appends the step's
 // keys and values, then attends.
 template <class T>
@@ -376,6 +420,10 @@ using RequireGpu = ctformer::test::RequireGpu;
   BOOST_AUTO_TEST_CASE(linear_with_each_epilogue_and_layout) {     \
     std::mt19937 rng(3);                                           \
     ctformer::test::check_linear<T>(rng);                          \
+  }                                                                \
+  BOOST_AUTO_TEST_CASE(norm_then_linear) {                         \
+    std::mt19937 rng(8);                                           \
+    ctformer::test::check_normed_linear<T>(rng);                   \
   }                                                                \
   BOOST_AUTO_TEST_CASE(paged_attention_for_every_head_size) {      \
     std::mt19937 rng(4);                                           \

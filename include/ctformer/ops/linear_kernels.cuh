@@ -44,6 +44,9 @@ __global__ void __launch_bounds__(kGeluThreads) gelu_kernel(T* y, std::int64_t n
 inline constexpr std::int64_t kGemvMaxRows = 8;
 inline constexpr int kGemvWarps = 4;   // warps per block
 inline constexpr int kGemvUnroll = 4;  // 16-byte weight loads each lane has in flight
+// Resident blocks per SM asked of ptxas (__launch_bounds__), 16 warps as for attention: left to
+// itself, ptxas (nvcc 13.0) kept 54 to 64 registers and spilled some of the norm's state.
+inline constexpr int kGemvMinBlocksPerSM = 16 / kGemvWarps;
 
 template <class T>
 struct GemvParams {
@@ -89,7 +92,8 @@ __device__ __forceinline__ void widen16(uint4 raw, float* out) {
 // multiple of 16 / sizeof(T), and x, w, gamma and beta 16-byte aligned (ops/linear.cuh checks), so
 // that every load is one whole 16-byte piece of a row.
 template <class T, int kRows>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvParams<T> p) {
+__global__ void __launch_bounds__(kGemvWarps * 32, kGemvMinBlocksPerSM)
+    gemv_kernel(GemvParams<T> p) {
   constexpr int kVec = 16 / int(sizeof(T));  // elements per load
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int split = p.warps_per_column, part = warp % split;
@@ -101,11 +105,15 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvParams<T> p) 
   const T* __restrict__ x = p.x;
 
   // The norm's statistics of each row, in fp32 and in two passes (as ops/layer_norm_kernels.cuh),
-  // each row by one warp of the block; every warp then reads them all.
+  // each row by one warp of the block. The norm is then applied through the weights rather than to
+  // x: sum_k w (gamma (x - mean) rstd + beta) = rstd sum_k (w gamma)(x - mean) + sum_k w beta, so
+  // the loop keeps one mean per row and one shift, and rstd multiplies each row's sum at the end.
   const bool normalize = p.gamma != nullptr;  // uniform over the grid
-  float mean[kRows], rstd[kRows];
+  __shared__ float row_mean[kRows], row_rstd[kRows];
+  float mean[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) mean[r] = 0.0f;
   if (normalize) {
-    __shared__ float row_mean[kRows], row_rstd[kRows];
     for (int r = warp; r < rows; r += kGemvWarps) {
       const T* __restrict__ xr = x + r * K;
       float f[kVec], m = 0.0f, squares = 0.0f;
@@ -131,15 +139,12 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvParams<T> p) 
     }
     __syncthreads();
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      mean[r] = r < rows ? row_mean[r] : 0.0f;
-      rstd[r] = r < rows ? row_rstd[r] : 0.0f;
-    }
+    for (int r = 0; r < kRows; ++r) mean[r] = r < rows ? row_mean[r] : 0.0f;
   }
 
-  float acc[kRows];
+  float acc[kRows + 1];  // each row's sum, then sum_k w beta (the same for every row)
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
+  for (int r = 0; r <= kRows; ++r) acc[r] = 0.0f;
   const std::int64_t first = active ? (std::int64_t(part) * 32 + lane) * kVec : K;
   for (std::int64_t base = first; base < K; base += step * kGemvUnroll) {
     // The weight loads first, all of them, so that they are in flight together.
@@ -153,41 +158,41 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvParams<T> p) 
     for (int u = 0; u < kGemvUnroll; ++u) {
       const std::int64_t k = base + u * step;
       if (k >= K) break;
-      float wf[kVec], gf[kVec], bf[kVec];
+      float wf[kVec];
       widen16<T>(raw[u], wf);
       if (normalize) {
-        widen16<T>(*reinterpret_cast<const uint4*>(p.gamma + k), gf);
-        if (p.beta)
-          widen16<T>(*reinterpret_cast<const uint4*>(p.beta + k), bf);
-        else
+        float g[kVec];
+        if (p.beta) {
+          widen16<T>(*reinterpret_cast<const uint4*>(p.beta + k), g);
 #pragma unroll
-          for (int i = 0; i < kVec; ++i) bf[i] = 0.0f;
+          for (int i = 0; i < kVec; ++i) acc[kRows] += wf[i] * g[i];
+        }
+        widen16<T>(*reinterpret_cast<const uint4*>(p.gamma + k), g);
+#pragma unroll
+        for (int i = 0; i < kVec; ++i) wf[i] *= g[i];
       }
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
         if (r >= rows) break;
         float xf[kVec];
         widen16<T>(*reinterpret_cast<const uint4*>(x + r * K + k), xf);
-        if (normalize)
 #pragma unroll
-          for (int i = 0; i < kVec; ++i) xf[i] = (xf[i] - mean[r]) * rstd[r] * gf[i] + bf[i];
-#pragma unroll
-        for (int i = 0; i < kVec; ++i) acc[r] += wf[i] * xf[i];
+        for (int i = 0; i < kVec; ++i) acc[r] += wf[i] * (xf[i] - mean[r]);
       }
     }
   }
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) acc[r] = cuda_detail::warp_sum(acc[r]);
+  for (int r = 0; r <= kRows; ++r) acc[r] = cuda_detail::warp_sum(acc[r]);
   if (split > 1) {  // uniform over the block: the first warp of each column adds the others' sums
-    __shared__ float sums[kGemvWarps][kRows];
+    __shared__ float sums[kGemvWarps][kRows + 1];
     if (lane == 0)
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) sums[warp][r] = acc[r];
+      for (int r = 0; r <= kRows; ++r) sums[warp][r] = acc[r];
     __syncthreads();
     if (part == 0)
       for (int other = 1; other < split; ++other)
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) acc[r] += sums[warp + other][r];
+        for (int r = 0; r <= kRows; ++r) acc[r] += sums[warp + other][r];
   }
   if (!active || part != 0) return;
 
@@ -198,7 +203,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvParams<T> p) 
     if (r >= rows) break;
     if (lane != r) continue;
     T* y = p.out + r * p.M + n;
-    float v = acc[r] + b;
+    float v = (normalize ? acc[r] * row_rstd[r] + acc[kRows] : acc[r]) + b;
     if (p.epilogue == Epilogue::bias_gelu) v = gelu_tanh(v);
     if (p.epilogue == Epilogue::bias_residual) v += cuda_detail::to_float(*y);
     *y = cuda_detail::from_float<T>(v);
