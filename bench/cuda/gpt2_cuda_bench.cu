@@ -2,8 +2,9 @@
 // file: no download), a batch of short prompts prefilled together, then greedy decode steps.
 //   gpt2_cuda_bench [--batch N] [--prompt-tokens N] [--decode-steps N] [--dtype fp32|fp16|bf16]
 // Prints prefill and decode tokens/s and decode step times per precision, with and without CUDA
-// graphs, and at batches of up to kGemvMaxRows also with cuBLASLt in place of ctformer's GEMV for
-// the projections (ops/linear.cuh). Exits 77 (skipped) without a usable GPU.
+// graphs, and at batches of up to kGemvMaxRows also with the norms run as kernels of their own
+// rather than inside ctformer's GEMV, and with cuBLASLt in place of the GEMV for the projections
+// (ops/linear.cuh). Exits 77 (skipped) without a usable GPU.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -86,7 +87,8 @@ struct Shape {
 
 // Prefill of `batch` prompts together, then greedy decode steps (each ending with the argmax copied
 // to the host, as a generator needs it), with the decode steps run directly and from CUDA graphs,
-// and from graphs with every projection through cuBLASLt where the GEMV would have run.
+// and from graphs with the norms unfused, then with every projection through cuBLASLt where the
+// GEMV would have run.
 template <class T>
 void run(const std::filesystem::path& dir, const std::vector<Shape>& shapes,
          std::int64_t decode_steps) {
@@ -96,12 +98,14 @@ void run(const std::filesystem::path& dir, const std::vector<Shape>& shapes,
     return std::chrono::duration<double>(clock::now() - a).count();
   };
   struct Mode {
-    bool graphs, gemv;
+    bool graphs, gemv, fused;
   };
   for (const auto [batch, prompt_tokens] : shapes)
-    for (const auto [graphs, gemv] : {Mode{false, true}, Mode{true, true}, Mode{true, false}}) {
-      if (!gemv && batch > ops::cuda_kernels::kGemvMaxRows) continue;  // the same kernels
+    for (const auto [graphs, gemv, fused] : {Mode{false, true, true}, Mode{true, true, true},
+                                             Mode{true, true, false}, Mode{true, false, false}}) {
+      if (!(gemv && fused) && batch > ops::cuda_kernels::kGemvMaxRows) continue;  // the same
       cuda_detail::context().set_use_gemv(gemv);
+      cuda_detail::context().set_fuse_norms(fused);
       model.decode_graphs().set_enabled(false);  // drops graphs recorded in another mode
       model.decode_graphs().set_enabled(graphs);
       for (int round = 0; round < 2; ++round) {  // round 0 warms up (allocations, heuristics)
@@ -120,7 +124,10 @@ void run(const std::filesystem::path& dir, const std::vector<Shape>& shapes,
         std::vector<double> step_ms;
         // What tools/gpu-check.sh profiles (Nsight Compute's --nvtx-include decode-direct/).
         if (round == 1)
-          nvtxRangePushA(!graphs ? "decode-direct" : gemv ? "decode-graphs" : "decode-cublaslt");
+          nvtxRangePushA(!graphs  ? "decode-direct"
+                         : !gemv  ? "decode-cublaslt"
+                         : !fused ? "decode-unfused-norms"
+                                  : "decode-graphs");
         for (std::int64_t s = 0; s < decode_steps; ++s) {
           for (std::int64_t b = 0; b < batch; ++b)
             steps[b].tokens = std::span<const std::int32_t>(next.data() + b, 1);

@@ -233,9 +233,9 @@ void check_row_norms() {
 
 // A weight as a checkpoint stores it, (K, M), transposed by transpose_kernel as
 // Linear<cuda>::prepare launches it; then x (N, K), with no norm, LayerNorm or RMSNorm, times it by
-// gemv_kernel, as Linear<cuda>::run launches it, with each epilogue, against the CPU reference on
-// the checkpoint's layout. The output is poisoned with NaN, or holds the residual for
-// Epilogue::bias_residual.
+// gemv_kernel, with the parameters Linear<cuda>::run makes (gemv_params), each epilogue and each
+// way of sharing a row between warps, against the CPU reference on the checkpoint's layout. The
+// output is poisoned with NaN, or holds the residual for Epilogue::bias_residual.
 template <class T, int kRows>
 void check_gemv(std::int64_t N, std::int64_t K, std::int64_t M, std::mt19937& rng) {
   auto x = random_values<T>(std::size_t(N * K), rng, 3.0f);
@@ -286,28 +286,23 @@ void check_gemv(std::int64_t N, std::int64_t K, std::int64_t M, std::mt19937& rn
             adds ? narrowed<T>(residual)
                  : std::vector<T>(std::size_t(N * M),
                                   static_cast<T>(std::numeric_limits<float>::quiet_NaN()));
-        const kernels::GemvParams<T> params{
-            x_t.data(),
-            w_out_in.data(),
-            epilogue == ops::Epilogue::none ? nullptr : bias_t.data(),
-            out.data(),
-            N,
-            K,
-            M,
-            epilogue,
-            split,
-            norm == Norm::none ? nullptr : gamma_t.data(),
-            norm == Norm::layer ? beta_t.data() : nullptr,
-            1e-5f};
-        const auto columns_per_block = kernels::kGemvWarps / split;
-        emulation::launch({unsigned((M + columns_per_block - 1) / columns_per_block)},
+        auto params = kernels::gemv_params<T>(
+            x_t.data(), w_out_in.data(), epilogue == ops::Epilogue::none ? nullptr : bias_t.data(),
+            out.data(), N, K, M, epilogue, norm == Norm::none ? nullptr : gamma_t.data(),
+            norm == Norm::layer ? beta_t.data() : nullptr, 1e-5f);
+        const bool ops_split = params.warps_per_column == split;
+        params.warps_per_column = split;
+        // Capped at 3 blocks on every other run, so that blocks also take several groups of
+        // columns, as the LM head's do.
+        const std::int64_t max_blocks = split == 2 ? 3 : 1 << 20;
+        emulation::launch({kernels::gemv_blocks(params, max_blocks)},
                           {unsigned(kernels::kGemvWarps * 32)},
                           [&] { kernels::gemv_kernel<T, kRows>(params); });
         const char* norm_name[] = {"", " layer_norm", " rms_norm"};
-        const std::string what =
-            shape + norm_name[int(norm)] + " epilogue " + std::to_string(int(epilogue)) +
-            " warps per column " + std::to_string(split) +
-            (split == kernels::gemv_warps_per_column<T>(K) ? " (the op's)" : "");
+        const std::string what = shape + norm_name[int(norm)] + " epilogue " +
+                                 std::to_string(int(epilogue)) + " warps per column " +
+                                 std::to_string(split) + (ops_split ? " (the op's)" : "") +
+                                 (split == 2 ? ", at most 3 blocks" : "");
         // The residual is rounded to T on the GPU before the add and not on the CPU: one more
         // rounding of the same size, as in the GPU test.
         const double tolerance = (adds ? 2 : 1) * kernel_tolerance<T>();

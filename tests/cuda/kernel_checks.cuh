@@ -209,6 +209,13 @@ void check_normed_linear(std::mt19937& rng) {
             ops::NormedRows<T, T>({d_x.data(), N, K}, norm, {d_normed.data(), N, K}), weight,
             {d_bias.data(), std::size_t(M)}, ops::Epilogue::bias_gelu, {out.data(), N, M});
         cuda_detail::context().set_use_gemv(true);
+        // Fused, the norm is never written out; run on its own, it is the CPU's.
+        const auto normed_out = to_host(d_normed.data(), N * K);
+        if (gemv && N <= ops::cuda_kernels::kGemvMaxRows)
+          BOOST_TEST(std::ranges::all_of(normed_out, [](float v) { return std::isnan(v); }),
+                     "the GEMV did not apply the norm itself at N=" << N);
+        else
+          check<T>(normed_out, normed, "the norm before a projection N=" + std::to_string(N));
         // The GEMV does not round the normalised rows to T before the product; the norm kernel
         // does: one more rounding of the size of the output's.
         check<T>(to_host(out.data(), N * M), want,

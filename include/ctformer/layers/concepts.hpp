@@ -18,7 +18,7 @@ namespace ctformer {
 // Per-step views into the model's workspace that a block's layers write their intermediates to.
 template <class A>
 struct BlockScratch {
-  MatrixView<A> normed;  // (N, C)       the normalised input of each sub-layer
+  MatrixView<A> normed;  // (N, C)       a sub-layer's normalised input, where the norm runs alone
   MatrixView<A> qkv;     // (N, 3C)
   MatrixView<A> mixed;   // (N, C)       attention output, before the output projection
   MatrixView<A> hidden;  // (N, n_inner) the MLP's hidden activations

@@ -182,7 +182,12 @@ struct Linear<cuda> {
     if (in.norm.gamma.empty()) return run<T>(in.x, w, bias, epilogue, out);
     check_linear_shapes(in.x, w.view(), WeightLayout::out_in, bias.size(), epilogue, out);
     if (in.x.rows == 0 || out.cols == 0) return;
-    if (gemv<T>(in.x, w.view(), WeightLayout::out_in, bias, epilogue, out, &in.norm)) return;
+    // Fused, the GEMV reads in.x while it writes out: not when they overlap (a mixer whose first
+    // projection adds to the residual it reads), nor when switched off (Context::fuse_norms).
+    const bool overlap = in.x.data < out.data + out.size() && out.data < in.x.data + in.x.size();
+    if (!overlap && cuda_detail::context().fuse_norms() &&
+        gemv<T>(in.x, w.view(), WeightLayout::out_in, bias, epilogue, out, &in.norm))
+      return;
     if (in.norm.beta.empty())
       cuda_kernels::launch_row_norm<T, false>(in.x, in.norm.gamma.data(), nullptr, in.norm.eps,
                                               in.normed);
@@ -244,7 +249,8 @@ struct Linear<cuda> {
 
   // Whether run() takes gemv_kernel for these operands: few rows, an (out, in) weight (as every
   // prepared Weight is), rows of x and w that are whole 16-byte pieces, and not switched off
-  // (Context::use_gemv). Otherwise cuBLASLt runs.
+  // (Context::use_gemv). Otherwise cuBLASLt runs. A norm fused into it also needs 16-byte aligned
+  // gamma and beta.
   template <cuda_detail::DeviceElement T>
   static bool runs_as_gemv(MatrixView<const std::type_identity_t<T>> x,
                            MatrixView<const std::type_identity_t<T>> w, WeightLayout layout) {
@@ -264,12 +270,14 @@ struct Linear<cuda> {
     };
     if (!runs_as_gemv<T>(x, w, layout) || (norm && !(aligned(norm->gamma) && aligned(norm->beta))))
       return false;
-    const std::int64_t N = x.rows, K = x.cols, M = out.cols;
-    const int split = cuda_kernels::gemv_warps_per_column<T>(K);
-    const cuda_kernels::GemvParams<T> params{
-        x.data,   w.data, epilogue == Epilogue::none ? nullptr : bias.data(), out.data, N, K, M,
-        epilogue, split};
-    const auto blocks = unsigned(cuda_detail::ceil_div(M, cuda_kernels::kGemvWarps / split));
+    const std::int64_t N = x.rows;
+    const auto params = cuda_kernels::gemv_params<T>(
+        x.data, w.data, epilogue == Epilogue::none ? nullptr : bias.data(), out.data, N, x.cols,
+        out.cols, epilogue, norm ? norm->gamma.data() : nullptr,
+        norm && !norm->beta.empty() ? norm->beta.data() : nullptr, norm ? norm->eps : 0.0f);
+    // Enough blocks to fill every SM several times over; more would only repeat the prologue.
+    const unsigned blocks = cuda_kernels::gemv_blocks(
+        params, std::int64_t(cuda_detail::context().device().multiprocessors) * 8);
     const auto launch = [&]<int kRows>() {
       cuda_kernels::gemv_kernel<T, kRows>
           <<<blocks, cuda_kernels::kGemvWarps * 32, 0, cuda_detail::stream()>>>(params);

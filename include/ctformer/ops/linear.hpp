@@ -120,6 +120,7 @@ struct Linear<cpu> {
                   std::span<const std::type_identity_t<T>> bias, Epilogue epilogue,
                   MatrixView<float> out) {
     check_norm_shapes(in);
+    check_linear_shapes(in.x, w.in(), w.out(), bias.size(), epilogue, out);  // before normed
     if (in.norm.gamma.empty()) return run<T>(in.x, w, bias, epilogue, out);
     if (in.norm.beta.empty())
       RmsNorm<cpu>::run(in.x, in.norm.gamma, in.norm.eps, in.normed);

@@ -45,7 +45,8 @@ inline constexpr std::int64_t kGemvMaxRows = 8;
 inline constexpr int kGemvWarps = 4;   // warps per block
 inline constexpr int kGemvUnroll = 4;  // 16-byte weight loads each lane has in flight
 // Resident blocks per SM asked of ptxas (__launch_bounds__), 16 warps as for attention: left to
-// itself, ptxas (nvcc 13.0) kept 54 to 64 registers and spilled some of the norm's state.
+// itself, ptxas (nvcc 13.0) held some instantiations to 56 registers on sm_80 and spilled. With it
+// they take 76 to 102 on sm_90 (tools/kernel_resources.py checks that none spills).
 inline constexpr int kGemvMinBlocksPerSM = 16 / kGemvWarps;
 
 template <class T>
@@ -76,6 +77,24 @@ constexpr int gemv_warps_per_column(std::int64_t K) {
   return warps;
 }
 
+// The launch of gemv_kernel for out = epilogue(norm(x) w^T + bias), as ops/linear.cuh makes it
+// and the emulated test checks it: every field from an argument, so that none is left out.
+template <class T>
+GemvParams<T> gemv_params(const T* x, const T* w, const T* bias, T* out, std::int64_t N,
+                          std::int64_t K, std::int64_t M, Epilogue epilogue, const T* gamma,
+                          const T* beta, float eps) {
+  return {x, w, bias, out, N, K, M, epilogue, gemv_warps_per_column<T>(K), gamma, beta, eps};
+}
+
+// The grid: a block per kGemvWarps / warps_per_column columns, but at most `max_blocks` (each
+// block then takes several such groups of columns).
+template <class T>
+unsigned gemv_blocks(const GemvParams<T>& p, std::int64_t max_blocks) {
+  const std::int64_t columns_per_group = kGemvWarps / p.warps_per_column;
+  const std::int64_t groups = (p.M + columns_per_group - 1) / columns_per_group;
+  return unsigned(groups < max_blocks ? groups : max_blocks);
+}
+
 // The 16 / sizeof(T) elements of T in `raw` (a register: its bytes are copied, never loaded one by
 // one from memory), widened to fp32.
 template <class T>
@@ -88,20 +107,17 @@ __device__ __forceinline__ void widen16(uint4 raw, float* out) {
 }
 
 // out[r, n] = epilogue(sum_k norm(x)[r, k] w[n, k] + bias[n]) for r < N <= kRows;
-// warps_per_column warps per n, grid ceil(M / (kGemvWarps / warps_per_column)). K must be a
-// multiple of 16 / sizeof(T), and x, w, gamma and beta 16-byte aligned (ops/linear.cuh checks), so
-// that every load is one whole 16-byte piece of a row.
+// warps_per_column warps per n, grid gemv_blocks(). K must be a multiple of 16 / sizeof(T), and x,
+// w, gamma and beta 16-byte aligned (ops/linear.cuh checks), so that every load is one whole
+// 16-byte piece of a row.
 template <class T, int kRows>
 __global__ void __launch_bounds__(kGemvWarps * 32, kGemvMinBlocksPerSM)
     gemv_kernel(GemvParams<T> p) {
   constexpr int kVec = 16 / int(sizeof(T));  // elements per load
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int split = p.warps_per_column, part = warp % split;
-  const std::int64_t n = std::int64_t(blockIdx.x) * (kGemvWarps / split) + warp / split;
-  const bool active = n < p.M;  // uniform over the warp; an idle warp still reaches the barrier
   const int rows = int(p.N);
   const std::int64_t K = p.K, step = std::int64_t(split) * 32 * kVec;  // elements per round
-  const T* __restrict__ w = p.w + (active ? n : 0) * K;
   const T* __restrict__ x = p.x;
 
   // The norm's statistics of each row, in fp32 and in two passes (as ops/layer_norm_kernels.cuh),
@@ -142,71 +158,82 @@ __global__ void __launch_bounds__(kGemvWarps * 32, kGemvMinBlocksPerSM)
     for (int r = 0; r < kRows; ++r) mean[r] = r < rows ? row_mean[r] : 0.0f;
   }
 
-  float acc[kRows + 1];  // each row's sum, then sum_k w beta (the same for every row)
+  // The block's columns, kGemvWarps / split at a time: a grid smaller than the columns (the LM
+  // head's 50257) works out the rows' statistics above once for many of them.
+  const std::int64_t columns_per_group = kGemvWarps / split;
+  const std::int64_t groups = (p.M + columns_per_group - 1) / columns_per_group;
+  for (std::int64_t group = blockIdx.x; group < groups; group += gridDim.x) {  // uniform
+    const std::int64_t n = group * columns_per_group + warp / split;
+    const bool active = n < p.M;  // uniform over the warp; an idle warp still reaches the barriers
+    const T* __restrict__ w = p.w + (active ? n : 0) * K;
+    float acc[kRows + 1];  // each row's sum, then sum_k w beta (the same for every row)
 #pragma unroll
-  for (int r = 0; r <= kRows; ++r) acc[r] = 0.0f;
-  const std::int64_t first = active ? (std::int64_t(part) * 32 + lane) * kVec : K;
-  for (std::int64_t base = first; base < K; base += step * kGemvUnroll) {
-    // The weight loads first, all of them, so that they are in flight together.
-    uint4 raw[kGemvUnroll];
+    for (int r = 0; r <= kRows; ++r) acc[r] = 0.0f;
+    const std::int64_t first = active ? (std::int64_t(part) * 32 + lane) * kVec : K;
+    for (std::int64_t base = first; base < K; base += step * kGemvUnroll) {
+      // The weight loads first, all of them, so that they are in flight together.
+      uint4 raw[kGemvUnroll];
 #pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) {
-      const std::int64_t k = base + u * step;
-      raw[u] = k < K ? *reinterpret_cast<const uint4*>(w + k) : make_uint4(0, 0, 0, 0);
+      for (int u = 0; u < kGemvUnroll; ++u) {
+        const std::int64_t k = base + u * step;
+        raw[u] = k < K ? *reinterpret_cast<const uint4*>(w + k) : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int u = 0; u < kGemvUnroll; ++u) {
+        const std::int64_t k = base + u * step;
+        if (k >= K) break;
+        float wf[kVec];
+        widen16<T>(raw[u], wf);
+        if (normalize) {
+          float g[kVec];
+          if (p.beta) {
+            widen16<T>(*reinterpret_cast<const uint4*>(p.beta + k), g);
+#pragma unroll
+            for (int i = 0; i < kVec; ++i) acc[kRows] += wf[i] * g[i];
+          }
+          widen16<T>(*reinterpret_cast<const uint4*>(p.gamma + k), g);
+#pragma unroll
+          for (int i = 0; i < kVec; ++i) wf[i] *= g[i];
+        }
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+          if (r >= rows) break;
+          float xf[kVec];
+          widen16<T>(*reinterpret_cast<const uint4*>(x + r * K + k), xf);
+#pragma unroll
+          for (int i = 0; i < kVec; ++i) acc[r] += wf[i] * (xf[i] - mean[r]);
+        }
+      }
     }
 #pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) {
-      const std::int64_t k = base + u * step;
-      if (k >= K) break;
-      float wf[kVec];
-      widen16<T>(raw[u], wf);
-      if (normalize) {
-        float g[kVec];
-        if (p.beta) {
-          widen16<T>(*reinterpret_cast<const uint4*>(p.beta + k), g);
+    for (int r = 0; r <= kRows; ++r) acc[r] = cuda_detail::warp_sum(acc[r]);
+    if (split > 1) {  // uniform over the block: the first warp of each column adds the others' sums
+      __shared__ float sums[kGemvWarps][kRows + 1];
+      if (lane == 0)
 #pragma unroll
-          for (int i = 0; i < kVec; ++i) acc[kRows] += wf[i] * g[i];
-        }
-        widen16<T>(*reinterpret_cast<const uint4*>(p.gamma + k), g);
+        for (int r = 0; r <= kRows; ++r) sums[warp][r] = acc[r];
+      __syncthreads();
+      if (part == 0)
+        for (int other = 1; other < split; ++other)
 #pragma unroll
-        for (int i = 0; i < kVec; ++i) wf[i] *= g[i];
-      }
+          for (int r = 0; r <= kRows; ++r) acc[r] += sums[warp + other][r];
+      __syncthreads();  // sums is read before the next group writes it
+    }
+
+    // Every lane holds every row's sum: lane r stores row r.
+    if (active && part == 0) {
+      const float b = p.epilogue == Epilogue::none ? 0.0f : cuda_detail::to_float(p.bias[n]);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
         if (r >= rows) break;
-        float xf[kVec];
-        widen16<T>(*reinterpret_cast<const uint4*>(x + r * K + k), xf);
-#pragma unroll
-        for (int i = 0; i < kVec; ++i) acc[r] += wf[i] * (xf[i] - mean[r]);
+        if (lane != r) continue;
+        T* y = p.out + r * p.M + n;
+        float v = (normalize ? acc[r] * row_rstd[r] + acc[kRows] : acc[r]) + b;
+        if (p.epilogue == Epilogue::bias_gelu) v = gelu_tanh(v);
+        if (p.epilogue == Epilogue::bias_residual) v += cuda_detail::to_float(*y);
+        *y = cuda_detail::from_float<T>(v);
       }
     }
-  }
-#pragma unroll
-  for (int r = 0; r <= kRows; ++r) acc[r] = cuda_detail::warp_sum(acc[r]);
-  if (split > 1) {  // uniform over the block: the first warp of each column adds the others' sums
-    __shared__ float sums[kGemvWarps][kRows + 1];
-    if (lane == 0)
-#pragma unroll
-      for (int r = 0; r <= kRows; ++r) sums[warp][r] = acc[r];
-    __syncthreads();
-    if (part == 0)
-      for (int other = 1; other < split; ++other)
-#pragma unroll
-        for (int r = 0; r <= kRows; ++r) acc[r] += sums[warp + other][r];
-  }
-  if (!active || part != 0) return;
-
-  // Every lane holds every row's sum: lane r stores row r.
-  const float b = p.epilogue == Epilogue::none ? 0.0f : cuda_detail::to_float(p.bias[n]);
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    if (r >= rows) break;
-    if (lane != r) continue;
-    T* y = p.out + r * p.M + n;
-    float v = (normalize ? acc[r] * row_rstd[r] + acc[kRows] : acc[r]) + b;
-    if (p.epilogue == Epilogue::bias_gelu) v = gelu_tanh(v);
-    if (p.epilogue == Epilogue::bias_residual) v += cuda_detail::to_float(*y);
-    *y = cuda_detail::from_float<T>(v);
   }
 }
 

@@ -78,6 +78,10 @@ class Context {
   // recorded before a switch keep the kernels they recorded.
   bool use_gemv() const { return use_gemv_; }
   void set_use_gemv(bool on) { use_gemv_ = on; }
+  // Whether the GEMV applies the norm before a projection itself (ops::NormedRows), rather than
+  // after a norm kernel: on unless CTFORMER_CUDA_FUSE_NORMS=0, for the benchmark to compare.
+  bool fuse_norms() const { return fuse_norms_; }
+  void set_fuse_norms(bool on) { fuse_norms_ = on; }
 
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -92,8 +96,12 @@ class Context {
     CTFORMER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CTFORMER_CUDA_CHECK(cublasLtCreate(&blas_));
     blas_workspace_ = DeviceBuffer<std::byte>(kBlasWorkspaceBytes);
-    const char* gemv = std::getenv("CTFORMER_CUDA_GEMV");
-    use_gemv_ = !(gemv && std::strcmp(gemv, "0") == 0);
+    auto off = [](const char* name) {
+      const char* value = std::getenv(name);
+      return value && std::strcmp(value, "0") == 0;
+    };
+    use_gemv_ = !off("CTFORMER_CUDA_GEMV");
+    fuse_norms_ = !off("CTFORMER_CUDA_FUSE_NORMS");
   }
 
   // cuBLAS recommends 32 MiB on Hopper, less elsewhere; one allocation for the process.
@@ -108,6 +116,7 @@ class Context {
   std::uint64_t scratch_generation_ = 0;
   std::map<GemmKey, GemmChoice> gemm_choices_;
   bool use_gemv_ = true;
+  bool fuse_norms_ = true;
 };
 
 inline Context& context() {
