@@ -3,16 +3,22 @@
 
 A kernel whose per-thread arrays are indexed by a loop that was not unrolled, or that needs more
 registers than its launch bounds allow, gets a stack frame in local memory: every access is then a
-memory round trip. Nothing fails; the kernel is just slow, and no test on a GPU notices. ptxas
-reports it at compile time, so this is checked on every build, GPU or not:
+memory round trip. A kernel that copies elements out of global memory with memcpy through a
+reference (rather than from a register) gets one-byte loads: 16 of them for a 16-byte piece. In
+neither case does anything fail; the kernel is just slow, and no test on a GPU notices. Both show
+at compile time, in ptxas's report and in the PTX, so they are checked on every build, GPU or not:
 
     kernel_resources.py capture REPORT -- nvcc ... -c x.cu -o x.o
         The compiler launcher (CMake's CUDA_COMPILER_LAUNCHER, tests/cuda/CMakeLists.txt): runs the
-        compile with --resource-usage and writes ptxas's report to REPORT; other output passes on.
+        compile with --resource-usage, keeping its PTX in a temporary folder, and writes ptxas's
+        report and the count of one-byte global loads of each function to REPORT; other output
+        passes on.
     kernel_resources.py check REPORT...
         Fails (exit 1) if any ctformer kernel, or device function ptxas did not inline, has a
-        stack frame or spills for any architecture, or if the reports hold no ctformer kernel at
-        all. Kernels of other libraries (CUB) are listed, not judged. --table prints every one.
+        stack frame or spills, or loads from global memory a byte at a time (ctformer's kernels
+        read no byte-sized data), for any architecture; or if the reports hold no ctformer kernel
+        or no PTX at all. Kernels of other libraries (CUB) are listed, not judged. --table prints
+        every one.
 """
 import argparse
 import os
@@ -20,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 ENTRY = re.compile(r"Compiling entry function '([^']+)' for '(sm_\w+)'")
 PROPERTIES = re.compile(r"Function properties for (\S+)")
@@ -27,17 +34,49 @@ FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) by
 USED = re.compile(r"Used (\d+) registers")
 SMEM = re.compile(r"(\d+) bytes smem")
 CUMULATIVE_STACK = re.compile(r"(\d+) bytes cumulative stack size")
+# In the PTX: where a function starts, its target, and a one-byte load from global memory (or
+# through a generic pointer, which may be global).
+PTX_FUNCTION = re.compile(r"^\s*(?:\.visible\s+|\.weak\s+)?\.(?:entry|func)\s+(?:\([^)]*\)\s*)?(\w+)")
+PTX_TARGET = re.compile(r"^\s*\.target\s+(sm_\w+)")
+PTX_BYTE_LOAD = re.compile(r"^\s*(?:@!?%p\d+\s+)?ld(?:\.global)?(?:\.[\w:]+)*\.[usb]8\s")
+PTX_NOT_GLOBAL = re.compile(r"\bld\.(?:param|shared|local|const)\b")
+# What capture() adds to a report, after ptxas's lines.
+SCANNED = re.compile(r"^ptx scanned (sm_\w+): (\d+) functions")
+BYTE_LOADS = re.compile(r"^ptx byte loads (sm_\w+) (\S+) (\d+)")
+
+
+def byte_loads(ptx_text):
+    """(arch, {function: one-byte global loads}, functions seen) of one PTX file."""
+    arch, function, counts, seen = None, None, {}, 0
+    for line in ptx_text.splitlines():
+        if m := PTX_TARGET.match(line):
+            arch = m.group(1)
+        elif m := PTX_FUNCTION.match(line):
+            function, seen = m.group(1), seen + 1
+        elif function and PTX_BYTE_LOAD.match(line) and not PTX_NOT_GLOBAL.search(line):
+            counts[function] = counts.get(function, 0) + 1
+    return arch, counts, seen
 
 
 def capture(report, command):
-    result = subprocess.run(command + ["--resource-usage"], stderr=subprocess.PIPE, text=True,
-                            errors="replace")
+    with tempfile.TemporaryDirectory() as keep:
+        result = subprocess.run(command + ["--resource-usage", "--keep", f"--keep-dir={keep}"],
+                                stderr=subprocess.PIPE, text=True, errors="replace")
+        scans = []
+        for name in sorted(os.listdir(keep)):
+            if name.endswith(".ptx"):
+                with open(os.path.join(keep, name), errors="replace") as f:
+                    scans.append(byte_loads(f.read()))
     os.makedirs(os.path.dirname(os.path.abspath(report)), exist_ok=True)
     ptxas, other = [], []
     for line in result.stderr.splitlines(keepends=True):
         (ptxas if line.startswith("ptxas info") or FRAME.search(line) else other).append(line)
     with open(report, "w") as f:
         f.writelines(ptxas)
+        for arch, counts, seen in scans:
+            f.write(f"ptx scanned {arch}: {seen} functions\n")
+            for function, count in sorted(counts.items()):
+                f.write(f"ptx byte loads {arch} {function} {count}\n")
     sys.stderr.writelines(other)
     return result.returncode
 
@@ -71,6 +110,17 @@ def parse(text):
     return functions
 
 
+def parse_ptx_scan(text):
+    """What capture() found in the PTX: ({arch}, {(mangled name, arch): one-byte global loads})."""
+    archs, loads = set(), {}
+    for line in text.splitlines():
+        if m := SCANNED.match(line):
+            archs.add(m.group(1))
+        elif m := BYTE_LOADS.match(line):
+            loads[(m.group(2), m.group(1))] = int(m.group(3))
+    return archs, loads
+
+
 def demangle(names):
     if not names or not shutil.which("c++filt"):
         return {n: n for n in names}
@@ -89,16 +139,26 @@ def check(reports, table):
         print(f"kernel_resources: no report {', '.join(missing)}: build the project first (the "
               "compile of each kernel test writes one)")
         return 1
+    scanned, loads = set(), {}
     for report in reports:
         with open(report) as f:
-            functions.update(parse(f.read()))
-    names = demangle(sorted({name for name, _ in functions}))
+            text = f.read()
+        functions.update(parse(text))
+        archs, report_loads = parse_ptx_scan(text)
+        scanned |= archs
+        loads.update(report_loads)
+    names = demangle(sorted({name for name, _ in functions} | {name for name, _ in loads}))
     ours = {k: v for k, v in functions.items() if is_ours(k[0])}
     if not ours:
         print(f"kernel_resources: no ctformer kernel in {', '.join(reports)}: was the CUDA code "
               "compiled through the capture launcher?")
         return 1
+    if not scanned:
+        print(f"kernel_resources: no PTX scanned in {', '.join(reports)}: rebuild the kernel "
+              "tests (an older capture did not keep the PTX)")
+        return 1
     bad = {k: v for k, v in ours.items() if v["stack"] or v["spill_stores"] or v["spill_loads"]}
+    byte_bad = {k: n for k, n in loads.items() if is_ours(k[0])}
     if table:
         print("| arch | kernel | registers | smem (B) | stack (B) | spills (B, st/ld) |")
         print("| --- | --- | ---: | ---: | ---: | ---: |")
@@ -108,13 +168,18 @@ def check(reports, table):
                   f"{v['stack']} | {v['spill_stores']}/{v['spill_loads']} |")
     archs = sorted({arch for _, arch in ours})
     print(f"kernel_resources: {len(ours)} ctformer functions ({', '.join(archs)}) in "
-          f"{len(reports)} reports; {len(functions) - len(ours)} of other libraries, not judged")
+          f"{len(reports)} reports; {len(functions) - len(ours)} of other libraries, not judged; "
+          f"PTX scanned for one-byte global loads ({', '.join(sorted(scanned))})")
     for (name, arch), v in sorted(bad.items(), key=lambda kv: (kv[0][1], names[kv[0][0]])):
         print(f"FAIL {arch} {names[name]}: {v['stack']} bytes stack frame, {v['spill_stores']}/"
               f"{v['spill_loads']} bytes spilled (stores/loads). Per-thread arrays must be indexed "
               "by constants only (unroll the loops over them), and registers must fit the launch "
               "bounds.")
-    return 1 if bad else 0
+    for (name, arch), n in sorted(byte_bad.items(), key=lambda kv: (kv[0][1], names[kv[0][0]])):
+        print(f"FAIL {arch} {names[name]}: {n} one-byte loads from global memory in its PTX. "
+              "Elements copied out of memory with memcpy through a reference are read a byte at "
+              "a time; load the whole word into a register first.")
+    return 1 if bad or byte_bad else 0
 
 
 def main():
