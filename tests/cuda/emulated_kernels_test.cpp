@@ -5,8 +5,8 @@
 //   32 ways, combined by the last split to arrive; every head size the CUDA backend supports; cache
 //   rows the sequences do not own poisoned with NaN;
 // - LayerNorm and RMSNorm (ops/layer_norm_kernels.cuh), out of place and in place;
-// - the small-batch projection (ops/linear_kernels.cuh's gemv_kernel) with each epilogue, and the
-//   transpose that prepares its weights.
+// - the small-batch projection (ops/linear_kernels.cuh's gemv_kernel) with each epilogue and with
+//   the norm before it, the transpose that prepares its weights, and the GELU kernel.
 //
 // This needs no GPU, so it runs everywhere; it checks the kernels' indexing, masking, split
 // partition and online softmax, not their speed or their memory safety on a real GPU (the
@@ -328,7 +328,34 @@ void check_gemvs() {
   check_gemv<T, 8>(8, 264, 9, rng);
 }
 
+// GPT-2's GELU (transformers' gelu_new: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))), in
+// double, against gelu_kernel in place over more elements than its grid has threads (it strides).
+template <class T>
+void check_gelu() {
+  std::mt19937 rng(20261130);
+  const std::int64_t n = 3 * kernels::kGeluThreads + 17;
+  const auto x = random_values<T>(std::size_t(n), rng, 3.0f);
+  std::vector<float> want(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double v = x[i];
+    want[i] =
+        float(0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v))));
+  }
+  std::vector<T> y = narrowed<T>(x);
+  emulation::launch({2}, {unsigned(kernels::kGeluThreads)},
+                    [&] { kernels::gelu_kernel<T>(y.data(), n); });
+  const double err = error_relative_to_scale(widened(y), want);
+  BOOST_TEST_MESSAGE(cuda_detail::dtype_name<T>() << " gelu: error " << err);
+  BOOST_TEST(err <= kernel_tolerance<T>());
+}
+
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(gelu_every_precision) {
+  check_gelu<float>();
+  check_gelu<__half>();
+  check_gelu<__nv_bfloat16>();
+}
 
 BOOST_AUTO_TEST_CASE(gemv_fp32) {
   check_gemvs<float>();

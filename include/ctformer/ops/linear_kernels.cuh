@@ -21,7 +21,7 @@
 #include <cstring>
 
 #include "ctformer/backends/cuda/numeric.cuh"
-#include "ctformer/ops/packed_matmul.hpp"  // Epilogue
+#include "ctformer/ops/epilogue.hpp"
 
 namespace ctformer::ops::cuda_kernels {
 

@@ -28,6 +28,7 @@
 
 #include "ctformer/core/matrix_view.hpp"
 #include "ctformer/core/parallel.hpp"
+#include "ctformer/ops/epilogue.hpp"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -38,13 +39,6 @@
 #endif
 
 namespace ctformer::ops {
-
-enum class Epilogue {
-  bias,           // out = x W + b
-  bias_gelu,      // out = gelu_tanh(x W + b)   (GPT-2's MLP up-projection)
-  bias_residual,  // out += x W + b             (the projections that end each residual branch)
-  none,           // out = x W                  (the tied LM head)
-};
 
 namespace packed {
 
