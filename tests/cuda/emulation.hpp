@@ -208,6 +208,17 @@ inline std::vector<Dim3> shuffled_blocks(Dim3 grid) {
   return blocks;
 }
 
+// Points the fiber's context at run_fiber, on its own stack, returning to `scheduler`. Not inlined:
+// getcontext returns like setjmp, and GCC then warns (-Wclobbered) about the caller's loop
+// variables, although this context is never resumed at the getcontext.
+[[gnu::noinline]] inline void start_fiber(Fiber& f, ucontext_t& scheduler) {
+  getcontext(&f.context);
+  f.context.uc_stack.ss_sp = f.stack.get();
+  f.context.uc_stack.ss_size = kStackBytes;
+  f.context.uc_link = &scheduler;
+  makecontext(&f.context, run_fiber, 0);
+}
+
 // Runs `body` (a call of the kernel) once per thread of every block of `grid`.
 inline void launch(Dim3 grid, Dim3 block, const std::function<void()>& body) {
   Launch l;
@@ -229,11 +240,7 @@ inline void launch(Dim3 grid, Dim3 block, const std::function<void()>& body) {
         f.thread = {i % block.x, i / block.x % block.y, i / (block.x * block.y)};
         f.lane = int(i % 32);
         f.state = Fiber::State::runnable;
-        getcontext(&f.context);
-        f.context.uc_stack.ss_sp = f.stack.get();
-        f.context.uc_stack.ss_size = kStackBytes;
-        f.context.uc_link = &l.scheduler;
-        makecontext(&f.context, run_fiber, 0);
+        start_fiber(f, l.scheduler);
       }
       run_block(l);
     }
