@@ -4,7 +4,7 @@
 // blockIdx, min and max for that header. Launch with
 // emulation::launch(grid, block, [&] { kernel(...); }).
 //
-// Each thread of a block is a fiber (ucontext) with its own stack; __shared__ variables are
+// Each thread of a block is a fiber with its own stack; __shared__ variables are
 // statics, which all fibers of the block see. Blocks run one at a time, in a shuffled order (see
 // shuffled_blocks). A fiber runs until it
 // reaches __syncthreads() or a warp shuffle, then waits there for the others, so the kernel's code
@@ -27,6 +27,10 @@
 #include <cuda_bf16.h>  // first: the CUDA headers define __shared__ and friends as nothing
 #include <cuda_fp16.h>
 #include <ucontext.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -37,6 +41,7 @@
 #include <memory>
 #include <random>
 #include <source_location>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -57,10 +62,68 @@ struct Dim3 {
   unsigned x = 1, y = 1, z = 1;
 };
 
+// Where a fiber (or the scheduler) stopped, to be resumed there. On x86-64 a switch is the few
+// instructions below, which save what the ABI asks a function to keep (swapcontext also saves the
+// signal mask, a system call at every switch, which took most of a test's time); elsewhere ucontext
+// does it. AddressSanitizer is told of every change of stack (the fiber annotations of
+// sanitizer/common_interface_defs.h), as it would otherwise take a fiber's stack for a buffer
+// overflow of the scheduler's.
+#if defined(__x86_64__)
+#define CTFORMER_EMULATION_SWITCH_STACKS 1
+struct Context {
+  void* stack_pointer = nullptr;
+  const void* stack_bottom = nullptr;  // for AddressSanitizer; the scheduler's is learnt
+  std::size_t stack_bytes = 0;
+};
+extern "C" void ctformer_emulation_switch(void** save_to, void* resume);
+// Pushes the callee-saved registers, saves the stack pointer, takes the other's and pops its.
+// Weak: every translation unit that includes this header defines it.
+asm(R"(
+  .text
+  .weak ctformer_emulation_switch
+  .type ctformer_emulation_switch, @function
+ctformer_emulation_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size ctformer_emulation_switch, . - ctformer_emulation_switch
+)");
+inline void switch_context(Context& from, Context& to) {
+#if defined(__SANITIZE_ADDRESS__)
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(&fake_stack, to.stack_bottom, to.stack_bytes);
+  ctformer_emulation_switch(&from.stack_pointer, to.stack_pointer);
+  __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+#else
+  ctformer_emulation_switch(&from.stack_pointer, to.stack_pointer);
+#endif
+}
+#else
+struct Context {
+  ucontext_t context{};
+};
+inline void switch_context(Context& from, Context& to) {
+  swapcontext(&from.context, &to.context);
+}
+#endif
+
 struct Fiber {
   enum class State { runnable, at_barrier, at_shuffle, finished };
-  ucontext_t context{};
-  std::unique_ptr<std::byte[]> stack;
+  Context context;
+  std::unique_ptr<std::byte[]> stack;  // allocated at its first launch
+  bool started = false;                // it waits in run_fiber for its next block
   State state = State::finished;
   Dim3 thread{0, 0, 0};
   int lane = 0;
@@ -72,11 +135,25 @@ struct Fiber {
   std::size_t shuffle_bytes = 0;
 };
 
+inline constexpr std::size_t kStackBytes = 128 * 1024;
+
+// This thread's fibers, one for each thread of a block, kept from one block and one launch to the
+// next: creating them (and, under AddressSanitizer, their fake stacks) for each block took longer
+// than running most kernels.
+struct FiberPool {
+  std::vector<Fiber> fibers = std::vector<Fiber>(1024);
+  Context scheduler;
+};
+inline FiberPool& fiber_pool() {
+  thread_local FiberPool pool;
+  return pool;
+}
+
 struct Launch {
   Dim3 grid_dim, block_dim, block{0, 0, 0};
-  std::vector<Fiber> fibers;
+  std::span<Fiber> fibers;
   Fiber* current = nullptr;
-  ucontext_t scheduler{};
+  Context& scheduler = fiber_pool().scheduler;
   const std::function<void()>* body = nullptr;
   std::exception_ptr error;  // thrown in a fiber, rethrown by launch()
 };
@@ -89,24 +166,32 @@ inline Launch& active() {
   return *active_launch();
 }
 
-inline constexpr std::size_t kStackBytes = 128 * 1024;
-
 inline void wait(Fiber::State state) {
   Launch& l = active();
   Fiber& f = *l.current;
   f.state = state;
-  swapcontext(&f.context, &l.scheduler);
+  switch_context(f.context, l.scheduler);
 }
 
-// An exception must not unwind past the fiber's first frame: it is kept, and launch() rethrows it.
+// A fiber's life: the kernel, as one thread of a block, then a wait until launch() resumes it for
+// the next block. An exception must not unwind past the fiber's first frame: it is kept, and
+// launch() rethrows it.
 inline void run_fiber() {
-  Launch& l = active();
-  try {
-    (*l.body)();
-  } catch (...) {
-    l.error = std::current_exception();
+#if defined(CTFORMER_EMULATION_SWITCH_STACKS) && defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(nullptr, &fiber_pool().scheduler.stack_bottom,
+                                  &fiber_pool().scheduler.stack_bytes);
+#endif
+  for (;;) {
+    Launch& l = active();
+    try {
+      (*l.body)();
+    } catch (...) {
+      l.error = std::current_exception();
+    }
+    Fiber& f = *l.current;
+    f.state = Fiber::State::finished;
+    switch_context(f.context, l.scheduler);
   }
-  l.current->state = Fiber::State::finished;  // uc_link returns to the scheduler
 }
 
 inline std::string where(const std::source_location& site) {
@@ -145,7 +230,7 @@ inline void run_block(Launch& l) {
     for (Fiber& f : l.fibers)
       if (f.state == State::runnable) {
         l.current = &f;
-        swapcontext(&l.scheduler, &f.context);
+        switch_context(l.scheduler, f.context);
         if (l.error) std::rethrow_exception(l.error);
       }
     // Every fiber now waits or has finished. Whole warps at a shuffle exchange their values.
@@ -208,16 +293,31 @@ inline std::vector<Dim3> shuffled_blocks(Dim3 grid) {
   return blocks;
 }
 
-// Points the fiber's context at run_fiber, on its own stack, returning to `scheduler`. Not inlined:
-// getcontext returns like setjmp, and GCC then warns (-Wclobbered) about the caller's loop
-// variables, although this context is never resumed at the getcontext.
-[[gnu::noinline]] inline void start_fiber(Fiber& f, ucontext_t& scheduler) {
-  getcontext(&f.context);
-  f.context.uc_stack.ss_sp = f.stack.get();
-  f.context.uc_stack.ss_size = kStackBytes;
-  f.context.uc_link = &scheduler;
-  makecontext(&f.context, run_fiber, 0);
+// Points the fiber's context at run_fiber, on its own stack.
+#if defined(CTFORMER_EMULATION_SWITCH_STACKS)
+// The stack as ctformer_emulation_switch leaves it, so that switching to it pops six registers and
+// returns into run_fiber, with the stack aligned as at a call (run_fiber never returns).
+inline void start_fiber(Fiber& f) {
+  auto* top = reinterpret_cast<void**>(
+      (reinterpret_cast<std::uintptr_t>(f.stack.get() + kStackBytes) & ~std::uintptr_t(15)));
+  top[-1] = nullptr;  // run_fiber's return address
+  top[-2] = reinterpret_cast<void*>(&run_fiber);
+  for (int r = 3; r <= 8; ++r) top[-r] = nullptr;
+  f.context.stack_pointer = top - 8;
+  f.context.stack_bottom = f.stack.get();
+  f.context.stack_bytes = kStackBytes;
 }
+#else
+// Not inlined: getcontext returns like setjmp, and GCC then warns (-Wclobbered) about the caller's
+// loop variables, although this context is never resumed at the getcontext.
+[[gnu::noinline]] inline void start_fiber(Fiber& f) {
+  getcontext(&f.context.context);
+  f.context.context.uc_stack.ss_sp = f.stack.get();
+  f.context.context.uc_stack.ss_size = kStackBytes;
+  f.context.context.uc_link = nullptr;
+  makecontext(&f.context.context, run_fiber, 0);
+}
+#endif
 
 // Runs `body` (a call of the kernel) once per thread of every block of `grid`.
 inline void launch(Dim3 grid, Dim3 block, const std::function<void()>& body) {
@@ -228,9 +328,9 @@ inline void launch(Dim3 grid, Dim3 block, const std::function<void()>& body) {
   const unsigned threads = block.x * block.y * block.z;
   if (threads == 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0)
     throw std::invalid_argument("emulation: invalid launch shape");
-  l.fibers.resize(threads);
-  for (Fiber& f : l.fibers) f.stack = std::make_unique<std::byte[]>(kStackBytes);
-  Launch* const outer = active_launch();
+  if (active_launch())  // the fibers are in use
+    throw std::logic_error("emulation: a launch from inside a kernel");
+  l.fibers = std::span(fiber_pool().fibers).first(threads);
   active_launch() = &l;
   try {
     for (const Dim3& block_index : shuffled_blocks(grid)) {
@@ -240,15 +340,28 @@ inline void launch(Dim3 grid, Dim3 block, const std::function<void()>& body) {
         f.thread = {i % block.x, i / block.x % block.y, i / (block.x * block.y)};
         f.lane = int(i % 32);
         f.state = Fiber::State::runnable;
-        start_fiber(f, l.scheduler);
+        if (!f.started) {
+          if (!f.stack) f.stack.reset(new std::byte[kStackBytes]);
+          start_fiber(f);
+          f.started = true;
+        }
       }
       run_block(l);
     }
   } catch (...) {
-    active_launch() = outer;
+    active_launch() = nullptr;
+    // Fibers stopped inside the kernel cannot go on with another: they start afresh, on a stack
+    // whose frames' redzones AddressSanitizer must forget.
+    for (Fiber& f : l.fibers)
+      if (f.started && f.state != Fiber::State::finished) {
+        f.started = false;
+#if defined(__SANITIZE_ADDRESS__)
+        ASAN_UNPOISON_MEMORY_REGION(f.stack.get(), kStackBytes);
+#endif
+      }
     throw;
   }
-  active_launch() = outer;
+  active_launch() = nullptr;
 }
 
 }  // namespace ctformer::emulation

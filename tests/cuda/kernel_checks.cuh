@@ -336,14 +336,17 @@ void check_rows_and_argmax(std::mt19937& rng) {
     ops::Argmax<cuda>::run<T>({d_logits.data(), M, V}, got);
     BOOST_TEST(got == want, boost::test_tools::per_element());
 
-    // GatherRows: M rows out of the logits matrix, in a scrambled order.
+    // GatherRows: M rows out of a matrix without NaNs (an unwritten element must show), in a
+    // scrambled order.
+    const auto source = random_values<T>(M * V, rng);
     std::vector<std::int64_t> rows(M);
     for (auto& r : rows) r = std::int64_t(rng() % M);
     std::vector<float> gathered(M * V);
-    ops::GatherRows<cpu>::run({logits.data(), M, V}, rows, {gathered.data(), M, V});
+    ops::GatherRows<cpu>::run({source.data(), M, V}, rows, {gathered.data(), M, V});
+    const auto d_source = to_device<T>(source);
     const auto d_rows = to_device_exact(rows);
     auto out = poisoned<T>(M * V);
-    ops::GatherRows<cuda>::run<T>({d_logits.data(), M, V}, {d_rows.data(), d_rows.size()},
+    ops::GatherRows<cuda>::run<T>({d_source.data(), M, V}, {d_rows.data(), d_rows.size()},
                                   {out.data(), M, V});
     check<T>(to_host(out.data(), M * V), gathered, "gather_rows", 0.0);
   }
@@ -409,9 +412,9 @@ void check_out_of_memory_message() {
 
 using RequireGpu = ctformer::test::RequireGpu;
 
-// The test cases of one precision.
-#define CTFORMER_KERNEL_TESTS(T)                                   \
-  BOOST_TEST_GLOBAL_FIXTURE(RequireGpu);                           \
+// The test cases of one precision. A GPU test program adds the fixture that skips it without a
+// GPU (CTFORMER_KERNEL_TESTS); emulated_backend_test.cpp runs them on the CPU.
+#define CTFORMER_KERNEL_TEST_CASES(T)                              \
   BOOST_AUTO_TEST_CASE(embedding) {                                \
     std::mt19937 rng(1);                                           \
     ctformer::test::check_embedding<T>(rng);                       \
@@ -447,3 +450,7 @@ using RequireGpu = ctformer::test::RequireGpu;
   BOOST_AUTO_TEST_CASE(out_of_memory_names_bytes_asked_and_free) { \
     ctformer::test::check_out_of_memory_message<T>();              \
   }
+
+#define CTFORMER_KERNEL_TESTS(T)         \
+  BOOST_TEST_GLOBAL_FIXTURE(RequireGpu); \
+  CTFORMER_KERNEL_TEST_CASES(T)

@@ -1,13 +1,13 @@
 // The CUDA backend: device memory, activations and KV cache in the weights' type T (float, __half
-// or
-// __nv_bfloat16; every kernel accumulates in fp32), one stream, cuBLASLt for the GEMMs. Its ops are
-// the specialisations in ctformer/ops/<op>.cuh.
+// or __nv_bfloat16; every kernel accumulates in fp32), one stream, cuBLASLt for the GEMMs. Its ops
+// are the specialisations in ctformer/ops/<op>.cuh.
 //
 // Needs nvcc: include it (or ctformer/ctformer.hpp) from a .cu file. Link CUDA::cudart and
-// CUDA::cublasLt (the CMake target ctformer::cuda does both).
+// CUDA::cublasLt (the CMake target ctformer::cuda does both). (Or the CPU emulator of the tests,
+// tests/cuda/emulated_runtime.hpp, which defines CTFORMER_CUDA_EMULATION.)
 #pragma once
 
-#if !defined(__CUDACC__)
+#if !defined(__CUDACC__) && !defined(CTFORMER_CUDA_EMULATION)
 #error \
     "ctformer/backends/cuda.hpp needs nvcc: include it from a .cu file (a .cpp file that includes ctformer/ctformer.hpp gets the CPU backend only)"
 #endif
@@ -26,6 +26,7 @@
 #include "ctformer/backends/cuda/decode_graphs.cuh"
 #include "ctformer/backends/cuda/device.cuh"
 #include "ctformer/backends/cuda/error.hpp"
+#include "ctformer/backends/cuda/launch.cuh"
 #include "ctformer/backends/cuda/numeric.cuh"
 #include "ctformer/core/matrix_view.hpp"
 

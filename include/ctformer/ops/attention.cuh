@@ -122,8 +122,7 @@ struct PagedAttention<cuda> {
                        std::to_string(65535 * Shape::kRows) +
                        " tokens, 65535 heads); run the prompt in shorter chunks");
     const dim3 grid(unsigned(S), unsigned(query_blocks), unsigned(n_head * splits));
-    cuda_kernels::attention_kernel<T, D, Shape>
-        <<<grid, Shape::kThreads, 0, context.stream()>>>(params);
+    cuda_detail::launch(cuda_kernels::attention_kernel<T, D, Shape>, grid, Shape::kThreads, params);
     CTFORMER_CUDA_CHECK_LAUNCH("attention_kernel");
   }
 };

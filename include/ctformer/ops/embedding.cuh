@@ -51,9 +51,9 @@ struct Embedding<cuda> {
                   MatrixView<const std::type_identity_t<T>> wpe,  // (P, C)
                   MatrixView<T> out) {                            // (N, C)
     if (out.rows == 0) return;
-    cuda_kernels::embedding_kernel<T>
-        <<<unsigned(out.rows), cuda_kernels::kEmbeddingThreads, 0, cuda_detail::stream()>>>(
-            tokens.data(), positions.data(), wte.data, wpe.data, out.data, out.cols);
+    cuda_detail::launch(cuda_kernels::embedding_kernel<T>, unsigned(out.rows),
+                        cuda_kernels::kEmbeddingThreads, tokens.data(), positions.data(), wte.data,
+                        wpe.data, out.data, out.cols);
     CTFORMER_CUDA_CHECK_LAUNCH("embedding_kernel");
   }
 };

@@ -19,8 +19,8 @@ void launch_row_norm(MatrixView<const T> x, const T* gamma, const T* beta, float
                      MatrixView<T> out) {
   if (x.rows == 0) return;
   const auto blocks = unsigned(cuda_detail::ceil_div(x.rows, kRowNormWarps));
-  row_norm_kernel<T, kCentered><<<blocks, kRowNormWarps * 32, 0, cuda_detail::stream()>>>(
-      x.data, gamma, beta, eps, x.rows, x.cols, out.data);
+  cuda_detail::launch(row_norm_kernel<T, kCentered>, blocks, kRowNormWarps * 32, x.data, gamma,
+                      beta, eps, x.rows, x.cols, out.data);
   CTFORMER_CUDA_CHECK_LAUNCH("row_norm_kernel");
 }
 

@@ -90,9 +90,11 @@ bool matmul(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, co
                                           std::int64_t(epilogue) * 2 + (beta != 0),
                                           std::int64_t(align_a) << 18 | align_b << 9 | align_d,
                                           bias ? alignment(bias) : 0,
-                                          lda * 1'000'003 + ldb * 1'009 + ldd};
-  auto [choice, inserted] = context.gemm_choices().try_emplace(key);
-  if (inserted) {
+                                          lda,
+                                          ldb,
+                                          ldd};
+  auto choice = context.gemm_choices().find(key);
+  if (choice == context.gemm_choices().end()) {  // remembered only once asked without an error
     cublasLtMatmulPreference_t preference = nullptr;
     CTFORMER_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&preference));
     const std::unique_ptr<std::remove_pointer_t<cublasLtMatmulPreference_t>,
@@ -113,12 +115,12 @@ bool matmul(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, co
     const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
         context.blas(), desc.desc, layout_a.layout, layout_b.layout, layout_d.layout,
         layout_d.layout, preference, 1, &result, &found);
-    if (status != CUBLAS_STATUS_SUCCESS && status != CUBLAS_STATUS_NOT_SUPPORTED) {
-      context.gemm_choices().erase(choice);  // ask again next time, rather than remember a failure
-      CTFORMER_CUDA_CHECK(status);
-    }
-    choice->second.found = status == CUBLAS_STATUS_SUCCESS && found > 0;
-    choice->second.algo = result.algo;
+    if (status != CUBLAS_STATUS_NOT_SUPPORTED) CTFORMER_CUDA_CHECK(status);
+    const bool usable =
+        status == CUBLAS_STATUS_SUCCESS && found > 0 && result.state == CUBLAS_STATUS_SUCCESS;
+    choice = context.gemm_choices()
+                 .emplace(key, cuda_detail::Context::GemmChoice{usable, result.algo})
+                 .first;
   }
   if (!choice->second.found) return false;
 
@@ -156,10 +158,11 @@ struct Linear<cuda> {
                        " inputs is more than the transpose's grid allows (" +
                        std::to_string(65535 * kTransposeTile) + ")");
     cuda::buffer<T> transposed(w.size());
-    cuda_kernels::transpose_kernel<T>
-        <<<dim3(unsigned(cuda_detail::ceil_div(cols, kTransposeTile)), unsigned(row_tiles)),
-           dim3(kTransposeTile, cuda_kernels::kTransposeRowsPerPass), 0, cuda_detail::stream()>>>(
-            w.data(), rows, cols, transposed.data());
+    cuda_detail::launch(
+        cuda_kernels::transpose_kernel<T>,
+        dim3(unsigned(cuda_detail::ceil_div(cols, kTransposeTile)), unsigned(row_tiles)),
+        dim3(kTransposeTile, cuda_kernels::kTransposeRowsPerPass), w.data(), rows, cols,
+        transposed.data());
     CTFORMER_CUDA_CHECK_LAUNCH("transpose_kernel");
     CTFORMER_CUDA_CHECK(cudaStreamSynchronize(cuda_detail::stream()));  // before `w` is freed
     return {std::move(transposed), cols, rows};
@@ -233,8 +236,8 @@ struct Linear<cuda> {
           const std::int64_t n = N * M;
           const auto blocks = unsigned(
               std::min<std::int64_t>(cuda_detail::ceil_div(n, cuda_kernels::kGeluThreads), 65535));
-          cuda_kernels::gelu_kernel<T>
-              <<<blocks, cuda_kernels::kGeluThreads, 0, cuda_detail::stream()>>>(out.data, n);
+          cuda_detail::launch(cuda_kernels::gelu_kernel<T>, blocks, cuda_kernels::kGeluThreads,
+                              out.data, n);
           CTFORMER_CUDA_CHECK_LAUNCH("gelu_kernel");
           return;
         }
@@ -279,8 +282,8 @@ struct Linear<cuda> {
     const unsigned blocks = cuda_kernels::gemv_blocks(
         params, std::int64_t(cuda_detail::context().device().multiprocessors) * 8);
     const auto launch = [&]<int kRows>() {
-      cuda_kernels::gemv_kernel<T, kRows>
-          <<<blocks, cuda_kernels::kGemvWarps * 32, 0, cuda_detail::stream()>>>(params);
+      cuda_detail::launch(cuda_kernels::gemv_kernel<T, kRows>, blocks,
+                          cuda_kernels::kGemvWarps * 32, params);
     };
     if (N == 1)
       launch.template operator()<1>();

@@ -71,9 +71,8 @@ struct GatherRows<cuda> {
                   std::span<const std::int64_t> rows,           // (M), device memory
                   MatrixView<T> out) {                          // (M, C)
     if (rows.empty()) return;
-    cuda_kernels::gather_rows_kernel<T>
-        <<<unsigned(rows.size()), cuda_kernels::kRowThreads, 0, cuda_detail::stream()>>>(
-            x.data, rows.data(), x.cols, out.data);
+    cuda_detail::launch(cuda_kernels::gather_rows_kernel<T>, unsigned(rows.size()),
+                        cuda_kernels::kRowThreads, x.data, rows.data(), x.cols, out.data);
     CTFORMER_CUDA_CHECK_LAUNCH("gather_rows_kernel");
   }
 };
@@ -88,9 +87,8 @@ struct Argmax<cuda> {
     if (logits.rows == 0) return;
     cuda_detail::Context& context = cuda_detail::context();
     auto* device_ids = static_cast<std::int32_t*>(context.scratch(ids.size_bytes()));
-    cuda_kernels::argmax_kernel<T>
-        <<<unsigned(logits.rows), cuda_kernels::kRowThreads, 0, context.stream()>>>(
-            logits.data, logits.cols, device_ids);
+    cuda_detail::launch(cuda_kernels::argmax_kernel<T>, unsigned(logits.rows),
+                        cuda_kernels::kRowThreads, logits.data, logits.cols, device_ids);
     CTFORMER_CUDA_CHECK_LAUNCH("argmax_kernel");
     CTFORMER_CUDA_CHECK(cudaMemcpyAsync(ids.data(), device_ids, ids.size_bytes(),
                                         cudaMemcpyDeviceToHost, context.stream()));

@@ -236,17 +236,16 @@ struct Sample<cuda> {
     cuda::write(std::span<const cuda_kernels::SampleParams>(params), device_params);
     cuda::write(std::span<const std::int32_t>(history), device_history);
 
-    cuda_kernels::sample_scores_kernel<T>
-        <<<unsigned(M), cuda_kernels::kSampleThreads, 0, context.stream()>>>(
-            logits.data, device_params, device_history, V, scores, indices);
+    cuda_detail::launch(cuda_kernels::sample_scores_kernel<T>, unsigned(M),
+                        cuda_kernels::kSampleThreads, logits.data, device_params, device_history, V,
+                        scores, indices);
     CTFORMER_CUDA_CHECK_LAUNCH("sample_scores_kernel");
     if (any_sampling)
       CTFORMER_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
           regions[8], sort_bytes, scores, sorted_scores, indices, sorted_indices, std::int64_t(n),
           std::int64_t(M), offsets, offsets + 1, 0, int(sizeof(float) * 8), context.stream()));
-    cuda_kernels::
-        sample_draw_kernel<<<unsigned(M), cuda_kernels::kSampleThreads, 0, context.stream()>>>(
-            device_params, V, scores, sorted_scores, sorted_indices, device_ids);
+    cuda_detail::launch(cuda_kernels::sample_draw_kernel, unsigned(M), cuda_kernels::kSampleThreads,
+                        device_params, V, scores, sorted_scores, sorted_indices, device_ids);
     CTFORMER_CUDA_CHECK_LAUNCH("sample_draw_kernel");
     CTFORMER_CUDA_CHECK(cudaMemcpyAsync(ids.data(), device_ids, ids.size_bytes(),
                                         cudaMemcpyDeviceToHost, context.stream()));

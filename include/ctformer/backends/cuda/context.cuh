@@ -70,7 +70,7 @@ class Context {
     bool found = false;
     cublasLtMatmulAlgo_t algo{};
   };
-  using GemmKey = std::array<std::int64_t, 8>;
+  using GemmKey = std::array<std::int64_t, 10>;
   std::map<GemmKey, GemmChoice>& gemm_choices() { return gemm_choices_; }
 
   // Whether projections of few rows run as ctformer's gemv_kernel (ops/linear.cuh) rather than

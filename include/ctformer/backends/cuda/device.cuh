@@ -74,7 +74,8 @@ inline DeviceInfo probe(int index = 0) {
   CTFORMER_CUDA_CHECK(cudaSetDevice(index));
 
   cudaFuncAttributes attributes{};
-  const cudaError_t image = cudaFuncGetAttributes(&attributes, cuda_detail::probe_kernel<0>);
+  const cudaError_t image = cudaFuncGetAttributes(
+      &attributes, reinterpret_cast<const void*>(&cuda_detail::probe_kernel<0>));
   if (image != cudaSuccess) {
     cudaGetLastError();
     throw CudaError("GPU " + std::to_string(index) + " (" + info.name + ", sm_" +

@@ -1,0 +1,55 @@
+// The CUDA backend's tests, in every precision, run on the CPU by emulated_runtime.hpp: each op
+// against the CPU reference (kernel_checks.cuh), the decode graphs' capture and replay
+// (decode_graphs_checks.cuh), and the model (gpt2_checks.cuh: logits and greedy tokens against
+// Hugging Face transformers, logits against the CPU reference, decode steps replayed from CUDA
+// graphs against direct ones, a generator against the CPU's). The whole backend, host code and
+// kernels: the same source a GPU runs, and the same checks as the GPU test programs. This needs no
+// GPU, so it runs everywhere, under ASan and UBSan too (scripts/sanitize.sh); what it cannot check
+// is in emulated_runtime.hpp.
+#define BOOST_TEST_MODULE cuda_emulated_backend
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "ctformer/ctformer.hpp"
+#include "cuda/precision.hpp"
+#include "support/decode_script.hpp"
+#include "support/reference.hpp"
+#include "support/test_support.hpp"
+
+// Last: emulated_runtime.hpp defines threadIdx and friends as macros, for the kernels.
+#include "cuda/emulated_runtime.hpp"
+
+#include "cuda/decode_graphs_checks.cuh"
+#include "cuda/gpt2_checks.cuh"
+#include "cuda/kernel_checks.cuh"
+
+// The kernel checks' quick shapes unless CTFORMER_TEST_QUICK=0 asks for the full ones (minutes
+// more: the emulator runs a GEMV over GPT-2's 50,257-token vocabulary one GPU thread at a time).
+struct QuickShapes {
+  QuickShapes() { setenv("CTFORMER_TEST_QUICK", "1", /*overwrite=*/0); }
+};
+BOOST_TEST_GLOBAL_FIXTURE(QuickShapes);
+
+CTFORMER_DECODE_GRAPHS_TEST_CASES
+
+BOOST_AUTO_TEST_SUITE(fp32)
+CTFORMER_KERNEL_TEST_CASES(float)
+CTFORMER_GPT2_TEST_CASES(float)
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(fp16)
+CTFORMER_KERNEL_TEST_CASES(__half)
+CTFORMER_GPT2_TEST_CASES(__half)
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(bf16)
+CTFORMER_KERNEL_TEST_CASES(__nv_bfloat16)
+CTFORMER_GPT2_TEST_CASES(__nv_bfloat16)
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,30 @@
+// cub::BlockReduce for the CPU emulation of the CUDA backend (tests/cuda/emulated_runtime.hpp):
+// the same interface and contract (the result is valid in thread 0 only; the storage may be
+// reused after a __syncthreads), computed by thread 0 in thread order.
+#pragma once
+
+namespace cub {
+
+template <class T, int kBlockThreads>
+class BlockReduce {
+ public:
+  struct TempStorage {
+    T values[kBlockThreads];
+  };
+  explicit BlockReduce(TempStorage& storage) : storage_(storage) {}
+
+  template <class Op>
+  T Reduce(T value, Op op) {
+    storage_.values[threadIdx.x] = value;
+    __syncthreads();
+    if (threadIdx.x != 0) return value;
+    T result = storage_.values[0];
+    for (int i = 1; i < kBlockThreads; ++i) result = op(result, storage_.values[i]);
+    return result;
+  }
+
+ private:
+  TempStorage& storage_;
+};
+
+}  // namespace cub

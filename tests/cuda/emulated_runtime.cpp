@@ -1,0 +1,277 @@
+// The CUDA runtime calls of the CUDA backend, on the CPU (see emulated_runtime.hpp). Strict where a
+// GPU would be: a copy or memset outside a live allocation, a copy whose direction does not match
+// where its pointers are, freeing what was not allocated, and what a stream capture forbids
+// (synchronising or allocating while a stream captures, copying from host memory into a graph)
+// each fail with the error the runtime would give and a line on stderr that says what was wrong.
+// New and freed allocations hold all-ones bytes (NaN in every float type), so reading memory
+// nothing wrote, or memory freed, shows in the results.
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <new>
+#include <utility>
+#include <vector>
+
+namespace ctformer::emulation {
+namespace {
+
+struct Stream {
+  bool capturing = false, invalidated = false;
+  std::vector<std::function<void()>> recorded;
+};
+struct Graph {
+  std::vector<std::function<void()>> work;
+};
+
+constexpr std::size_t kMemoryBytes = std::size_t(8) << 30;  // what the "GPU" has
+constexpr std::size_t kAlignment = 256;                     // as cudaMalloc's
+
+std::map<const std::byte*, std::size_t>& allocations() {
+  static std::map<const std::byte*, std::size_t> a;
+  return a;
+}
+std::size_t& allocated_bytes() {
+  static std::size_t bytes = 0;
+  return bytes;
+}
+std::vector<Stream*>& capturing_streams() {
+  static std::vector<Stream*> streams;
+  return streams;
+}
+thread_local cudaError_t last_error = cudaSuccess;
+
+cudaError_t fail(cudaError_t e, const char* call, const char* why) {
+  std::fprintf(stderr, "emulated %s: %s\n", call, why);
+  last_error = e;
+  return e;
+}
+
+Stream& stream_of(cudaStream_t s) {
+  static Stream legacy;
+  return s ? *reinterpret_cast<Stream*>(s) : legacy;
+}
+
+// A capture that met an operation it cannot record ends in cudaErrorStreamCaptureInvalidated.
+cudaError_t refuse_in_capture(const char* call) {
+  for (Stream* s : capturing_streams()) s->invalidated = true;
+  return fail(cudaErrorStreamCaptureUnsupported, call, "not allowed while a stream captures");
+}
+
+}  // namespace
+
+void enqueue(cudaStream_t stream, std::function<void()> work) {
+  Stream& s = stream_of(stream);
+  if (s.capturing)
+    s.recorded.push_back(std::move(work));
+  else
+    work();
+}
+
+bool is_device_memory(const void* p, std::size_t bytes) {
+  const auto* b = static_cast<const std::byte*>(p);
+  auto it = allocations().upper_bound(b);
+  if (it == allocations().begin()) return false;
+  --it;
+  return b >= it->first && b + bytes <= it->first + it->second;
+}
+
+}  // namespace ctformer::emulation
+
+namespace em = ctformer::emulation;
+
+cudaError_t cudaMalloc(void** p, std::size_t bytes) {
+  *p = nullptr;
+  if (!em::capturing_streams().empty()) return em::refuse_in_capture("cudaMalloc");
+  if (bytes == 0) return cudaSuccess;
+  if (bytes > em::kMemoryBytes - em::allocated_bytes())
+    return em::fail(cudaErrorMemoryAllocation, "cudaMalloc", "out of emulated GPU memory");
+  auto* b = static_cast<std::byte*>(::operator new(bytes, std::align_val_t(em::kAlignment)));
+  std::memset(b, 0xff, bytes);
+  em::allocations()[b] = bytes;
+  em::allocated_bytes() += bytes;
+  *p = b;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* p) {
+  if (!p) return cudaSuccess;
+  const auto it = em::allocations().find(static_cast<const std::byte*>(p));
+  if (it == em::allocations().end())
+    return em::fail(cudaErrorInvalidValue, "cudaFree", "not a pointer that cudaMalloc returned");
+  std::memset(p, 0xff, it->second);  // a graph or kernel that still reads it reads NaN
+  em::allocated_bytes() -= it->second;
+  em::allocations().erase(it);
+  ::operator delete(p, std::align_val_t(em::kAlignment));
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(std::size_t* free, std::size_t* total) {
+  *total = em::kMemoryBytes;
+  *free = em::kMemoryBytes - em::allocated_bytes();
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t count, cudaMemcpyKind kind,
+                            cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  const bool device_dst = em::is_device_memory(dst, count),
+             device_src = em::is_device_memory(src, count);
+  const bool to_device = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool from_device = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  if (kind != cudaMemcpyDefault && (to_device != device_dst || from_device != device_src))
+    return em::fail(cudaErrorInvalidValue, "cudaMemcpyAsync",
+                    "the direction does not match where the pointers are (or a range runs past "
+                    "the end of its allocation)");
+  if (em::stream_of(stream).capturing && !(device_dst && device_src))
+    return em::refuse_in_capture("cudaMemcpyAsync from or to host memory");
+  em::enqueue(stream, [=] { std::memcpy(dst, src, count); });
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void* p, int value, std::size_t count, cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  if (!em::is_device_memory(p, count))
+    return em::fail(cudaErrorInvalidValue, "cudaMemsetAsync",
+                    "the range is not within one allocation of cudaMalloc");
+  em::enqueue(stream, [=] { std::memset(p, value, count); });
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
+  *stream = reinterpret_cast<cudaStream_t>(new em::Stream);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  delete reinterpret_cast<em::Stream*>(stream);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  em::Stream& s = em::stream_of(stream);
+  if (s.capturing) {
+    s.invalidated = true;
+    return em::fail(cudaErrorStreamCaptureUnsupported, "cudaStreamSynchronize",
+                    "the stream is capturing a graph");
+  }
+  return cudaSuccess;  // its work has run
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+  em::Stream& s = em::stream_of(stream);
+  if (s.capturing)
+    return em::fail(cudaErrorIllegalState, "cudaStreamBeginCapture", "already capturing");
+  s = em::Stream{};
+  s.capturing = true;
+  em::capturing_streams().push_back(&s);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+  em::Stream& s = em::stream_of(stream);
+  *graph = nullptr;
+  if (!s.capturing)
+    return em::fail(cudaErrorIllegalState, "cudaStreamEndCapture", "the stream is not capturing");
+  std::erase(em::capturing_streams(), &s);
+  em::Stream ended = std::exchange(s, em::Stream{});
+  if (ended.invalidated) {
+    em::last_error = cudaErrorStreamCaptureInvalidated;
+    return cudaErrorStreamCaptureInvalidated;
+  }
+  *graph = reinterpret_cast<cudaGraph_t>(new em::Graph{std::move(ended.recorded)});
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  *exec = reinterpret_cast<cudaGraphExec_t>(new em::Graph(*reinterpret_cast<em::Graph*>(graph)));
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  for (const auto& work : reinterpret_cast<em::Graph*>(exec)->work) em::enqueue(stream, work);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete reinterpret_cast<em::Graph*>(exec);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete reinterpret_cast<em::Graph*>(graph);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError() {
+  return std::exchange(em::last_error, cudaSuccess);
+}
+
+const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess:
+      return "cudaSuccess";
+    case cudaErrorInvalidValue:
+      return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation:
+      return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidDevice:
+      return "cudaErrorInvalidDevice";
+    case cudaErrorIllegalState:
+      return "cudaErrorIllegalState";
+    case cudaErrorStreamCaptureUnsupported:
+      return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated:
+      return "cudaErrorStreamCaptureInvalidated";
+    default:
+      return "cudaError (emulated: unnamed)";
+  }
+}
+
+const char* cudaGetErrorString(cudaError_t e) {
+  return e == cudaSuccess ? "no error" : "an error of the emulated CUDA runtime";
+}
+
+cudaError_t cudaDriverGetVersion(int* version) {
+  *version = CUDART_VERSION;
+  return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int* version) {
+  *version = CUDART_VERSION;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 1;
+  return cudaSuccess;
+}
+
+// Few multiprocessors, so that kernels whose grid is capped by their number (the GEMV's) loop over
+// several column groups per block.
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device != 0)
+    return em::fail(cudaErrorInvalidDevice, "cudaGetDeviceProperties", "device 0 only");
+  *prop = cudaDeviceProp{};
+  std::snprintf(prop->name, sizeof(prop->name), "CPU emulation");
+  prop->major = 9;
+  prop->minor = 0;
+  prop->multiProcessorCount = 2;
+  prop->totalGlobalMem = em::kMemoryBytes;
+  prop->warpSize = 32;
+  prop->maxThreadsPerBlock = 1024;
+  return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) {
+  return device == 0 ? cudaSuccess
+                     : em::fail(cudaErrorInvalidDevice, "cudaSetDevice", "device 0 only");
+}
+
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, const void*) {
+  *attributes = cudaFuncAttributes{};
+  return cudaSuccess;
+}
