@@ -14,6 +14,8 @@
 
 namespace ctformer::test {
 
+// A template, so that every translation unit may define it.
+template <int = 0>
 __global__ void count_run(int* counter) {
   ++*counter;
 }
@@ -24,7 +26,7 @@ struct Counter {
     CTFORMER_CUDA_CHECK(cudaMemsetAsync(device.data(), 0, sizeof(int), cuda_detail::stream()));
   }
   void launch() {
-    cuda_detail::launch(count_run, 1, 1, device.data());
+    cuda_detail::launch(count_run<>, 1, 1, device.data());
     CTFORMER_CUDA_CHECK_LAUNCH("count_run");
   }
   int value() const {

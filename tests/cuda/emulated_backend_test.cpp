@@ -1,11 +1,11 @@
-// The CUDA backend's tests, in every precision, run on the CPU by emulated_runtime.hpp: each op
+// The CUDA backend's tests, in every precision, run on the CPU by emulated_backend.hpp: each op
 // against the CPU reference (kernel_checks.cuh), the decode graphs' capture and replay
 // (decode_graphs_checks.cuh), and the model (gpt2_checks.cuh: logits and greedy tokens against
 // Hugging Face transformers, logits against the CPU reference, decode steps replayed from CUDA
 // graphs against direct ones, a generator against the CPU's). The whole backend, host code and
 // kernels: the same source a GPU runs, and the same checks as the GPU test programs. This needs no
 // GPU, so it runs everywhere, under ASan and UBSan too (scripts/sanitize.sh); what it cannot check
-// is in emulated_runtime.hpp.
+// is in emulated_backend.hpp.
 #define BOOST_TEST_MODULE cuda_emulated_backend
 #include <boost/test/unit_test.hpp>
 
@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <map>
+#include <random>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -23,8 +24,8 @@
 #include "support/reference.hpp"
 #include "support/test_support.hpp"
 
-// Last: emulated_runtime.hpp defines threadIdx and friends as macros, for the kernels.
-#include "cuda/emulated_runtime.hpp"
+// Last: emulated_backend.hpp defines threadIdx and friends as macros, for the kernels.
+#include "cuda/emulated_backend.hpp"
 
 #include "cuda/decode_graphs_checks.cuh"
 #include "cuda/gpt2_checks.cuh"
@@ -38,6 +39,22 @@ struct QuickShapes {
 BOOST_TEST_GLOBAL_FIXTURE(QuickShapes);
 
 CTFORMER_DECODE_GRAPHS_TEST_CASES
+
+// Where cuBLASLt offers no algorithm for its GELU epilogue, Linear<cuda> runs a bias GEMM and then
+// its own GELU kernel.
+BOOST_AUTO_TEST_CASE(linear_where_cublaslt_has_no_gelu_epilogue) {
+  struct RefuseGelu {
+    RefuseGelu() { set(true); }
+    ~RefuseGelu() { set(false); }
+    static void set(bool refuse) {
+      ctformer::emulation::set_refuse_gelu_epilogue(refuse);
+      ctformer::cuda_detail::context().gemm_choices().clear();  // chosen with or without it
+    }
+  } refuse;
+  std::mt19937 rng(9);
+  ctformer::test::check_linear<float>(rng);
+  ctformer::test::check_linear<__nv_bfloat16>(rng);
+}
 
 BOOST_AUTO_TEST_SUITE(fp32)
 CTFORMER_KERNEL_TEST_CASES(float)

@@ -6,6 +6,8 @@
 // algo used only for the problem it was chosen for, inputs that do not alias the output), and a
 // violation returns an error status with one line on stderr naming it, so that misuse fails here,
 // in a test, rather than as a wrong result or a crash on some GPU.
+#include "cuda/emulated_runtime.hpp"
+
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -21,6 +23,8 @@
 #include <vector>
 
 namespace {
+
+bool refuse_gelu_epilogue = false;  // ctformer::emulation::set_refuse_gelu_epilogue
 
 struct Handle {};
 
@@ -184,6 +188,33 @@ std::uintptr_t extent(const Layout& l) {
   return l.rows && l.cols ? ((l.cols - 1) * l.ld + l.rows) * element_size(l.type) : 0;
 }
 
+// Operands converted once to float, op(A) by rows and op(B) by columns, so that each element of D
+// is a dot product of two contiguous runs; summed in double, so that what a test measures is the
+// error of the code under test, not the emulation's.
+void gemm(cudaDataType_t type, bool ta, bool tb, long long m, long long n, long long k,
+          const void* A, long long lda, const void* B, long long ldb, const void* C, void* D,
+          long long ldd, float alpha_value, float beta_value, const void* bias, bool gelu) {
+  const Layout l{type, m, n, ldd};
+  std::vector<float> a_rows(std::size_t(m * k)), b_cols(std::size_t(n * k));
+  for (long long i = 0; i < m; ++i)
+    for (long long p = 0; p < k; ++p)
+      a_rows[i * k + p] = load(l.type, A, ta ? p + i * lda : i + p * lda);
+  for (long long j = 0; j < n; ++j)
+    for (long long p = 0; p < k; ++p)
+      b_cols[j * k + p] = load(l.type, B, tb ? j + p * ldb : p + j * ldb);
+  for (long long j = 0; j < n; ++j)
+    for (long long i = 0; i < m; ++i) {
+      double sum = 0;
+      for (long long p = 0; p < k; ++p) sum += double(a_rows[i * k + p]) * b_cols[j * k + p];
+      float v = alpha_value * float(sum);
+      if (beta_value != 0) v += beta_value * load(l.type, C, i + j * ldd);  // ldc == ldd
+      if (bias) v += load(l.type, bias, i);
+      if (gelu)  // the tanh approximation, as cuBLASLt's
+        v = 0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
+      store(l.type, D, i + j * ldd, v);
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -297,6 +328,8 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
     return fail(CUBLAS_STATUS_INVALID_VALUE, who, "%d results requested into %p, count into %p",
                 requested, static_cast<void*>(results), static_cast<void*>(count));
   const Desc& o = *get<Desc>(desc);
+  if (refuse_gelu_epilogue && o[CUBLASLT_MATMUL_DESC_EPILOGUE] == CUBLASLT_EPILOGUE_GELU_BIAS)
+    return CUBLAS_STATUS_NOT_SUPPORTED;
   cublasLtMatmulHeuristicResult_t result{};
   std::copy_n(get<Preference>(pref)->alignment, 4, result.algo.data + kAlignA);
   const bool bias = o[CUBLASLT_MATMUL_DESC_EPILOGUE] != CUBLASLT_EPILOGUE_DEFAULT;
@@ -316,7 +349,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                               cublasLtMatrixLayout_t b, const void* beta, const void* C,
                               cublasLtMatrixLayout_t c, void* D, cublasLtMatrixLayout_t d,
                               const cublasLtMatmulAlgo_t* algo, void* workspace,
-                              size_t workspace_bytes, cudaStream_t) {
+                              size_t workspace_bytes, cudaStream_t stream) {
   const char* who = "cublasLtMatmul";
   const Layout* const layouts[4] = {get<Layout>(a), get<Layout>(b), get<Layout>(c), get<Layout>(d)};
   if (const cublasStatus_t status = check_problem(who, handle, desc, layouts)) return status;
@@ -361,33 +394,29 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     if (start(pointers[i]) < d_end && start(D) < ends[i])
       return fail(CUBLAS_STATUS_INVALID_VALUE, who, "%s overlaps D", names[i]);
   }
+  for (int i : {0, 1, 2, 3, 4}) {
+    const std::uintptr_t end = i == 3 ? d_end : ends[i];
+    if (pointers[i] &&
+        !ctformer::emulation::is_device_memory(pointers[i], end - start(pointers[i])))
+      return fail(CUBLAS_STATUS_INVALID_VALUE, who, "%s is not within one device allocation",
+                  names[i]);
+  }
 
-  // Operands converted once to float, op(A) by rows and op(B) by columns, so that each element
-  // of D is a dot product of two contiguous runs; summed in double, so that what a test measures
-  // is the error of the code under test, not the emulation's.
+  // The GEMM is work of the stream (a graph being captured records it), with what the call
+  // passes by value (the descriptors and host scalars) taken now.
   const bool ta = o[CUBLASLT_MATMUL_DESC_TRANSA] == CUBLAS_OP_T;
   const bool tb = o[CUBLASLT_MATMUL_DESC_TRANSB] == CUBLAS_OP_T;
   const long long m = l.rows, n = l.cols, k = ta ? layouts[0]->rows : layouts[0]->cols;
   const long long lda = layouts[0]->ld, ldb = layouts[1]->ld, ldd = l.ld;
-  std::vector<float> a_rows(std::size_t(m * k)), b_cols(std::size_t(n * k));
-  for (long long i = 0; i < m; ++i)
-    for (long long p = 0; p < k; ++p)
-      a_rows[i * k + p] = load(l.type, A, ta ? p + i * lda : i + p * lda);
-  for (long long j = 0; j < n; ++j)
-    for (long long p = 0; p < k; ++p)
-      b_cols[j * k + p] = load(l.type, B, tb ? j + p * ldb : p + j * ldb);
-  for (long long j = 0; j < n; ++j)
-    for (long long i = 0; i < m; ++i) {
-      double sum = 0;
-      for (long long p = 0; p < k; ++p) sum += double(a_rows[i * k + p]) * b_cols[j * k + p];
-      float v = alpha_value * float(sum);
-      if (beta_value != 0) v += beta_value * load(l.type, C, i + j * ldd);  // ldc == ldd
-      if (bias) v += load(l.type, o.bias, i);
-      if (epilogue == CUBLASLT_EPILOGUE_GELU_BIAS)  // the tanh approximation, as cuBLASLt's
-        v = 0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
-      store(l.type, D, i + j * ldd, v);
-    }
+  ctformer::emulation::enqueue(stream, [=, bias_pointer = o.bias] {
+    gemm(l.type, ta, tb, m, n, k, A, lda, B, ldb, C, D, ldd, alpha_value, beta_value,
+         bias ? bias_pointer : nullptr, epilogue == CUBLASLT_EPILOGUE_GELU_BIAS);
+  });
   return CUBLAS_STATUS_SUCCESS;
 }
 
 }  // extern "C"
+
+void ctformer::emulation::set_refuse_gelu_epilogue(bool refuse) {
+  refuse_gelu_epilogue = refuse;
+}

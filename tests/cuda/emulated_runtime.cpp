@@ -1,10 +1,13 @@
-// The CUDA runtime calls of the CUDA backend, on the CPU (see emulated_runtime.hpp). Strict where a
+// The CUDA runtime calls of the CUDA backend, on the CPU (see emulated_backend.hpp). Strict where a
 // GPU would be: a copy or memset outside a live allocation, a copy whose direction does not match
 // where its pointers are, freeing what was not allocated, and what a stream capture forbids
-// (synchronising or allocating while a stream captures, copying from host memory into a graph)
+// (synchronising, allocating or freeing while a stream captures, copying from host memory into a
+// graph)
 // each fail with the error the runtime would give and a line on stderr that says what was wrong.
 // New and freed allocations hold all-ones bytes (NaN in every float type), so reading memory
 // nothing wrote, or memory freed, shows in the results.
+#include "cuda/emulated_runtime.hpp"
+
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -98,6 +101,7 @@ cudaError_t cudaMalloc(void** p, std::size_t bytes) {
 }
 
 cudaError_t cudaFree(void* p) {
+  if (!em::capturing_streams().empty()) return em::refuse_in_capture("cudaFree");
   if (!p) return cudaSuccess;
   const auto it = em::allocations().find(static_cast<const std::byte*>(p));
   if (it == em::allocations().end())

@@ -4,11 +4,13 @@
 // blockIdx, min and max for that header. Launch with
 // emulation::launch(grid, block, [&] { kernel(...); }).
 //
-// Each thread of a block is a fiber with its own stack; __shared__ variables are
-// statics, which all fibers of the block see. Blocks run one at a time, in a shuffled order (see
-// shuffled_blocks). A fiber runs until it
-// reaches __syncthreads() or a warp shuffle, then waits there for the others, so the kernel's code
-// runs with the synchronisation a GPU gives it and no more. The scheduler also checks what a GPU
+// Each thread of a block is a fiber with its own stack; __shared__ variables are statics, which all
+// fibers of the block see. Blocks run one at a time, in a shuffled order (see shuffled_blocks). A
+// fiber runs until it reaches __syncthreads() or a warp shuffle, then waits there for the others,
+// so the kernel's code runs with the synchronisation a GPU gives it and no more; released from a
+// barrier, the threads run in thread order one time and in reverse order the next, so that a
+// read of shared memory that another thread overwrites after the barrier, without one between,
+// shows in one of them. The scheduler also checks what a GPU
 // leaves undefined: a shuffle must be reached by all 32 lanes of its warp, all at the same one
 // (call site, kind and size), and __syncthreads by every thread still running; otherwise launch()
 // throws, naming the block and warp. So does an exception thrown in the kernel's code.
@@ -19,7 +21,8 @@
 // array is (UBSan), not an access through a cast pointer: function-local statics get no redzones.
 // Shared memory starts zeroed and keeps the last block's values, where a GPU's is undefined, so a
 // read before any write goes unnoticed. What it cannot check: data races between threads and the
-// memory model (racecheck does, on a GPU), speed, and code that uses CUB, PTX or cuBLASLt. Floating
+// memory model (racecheck does, on a GPU), speed, and PTX (CUB and cuBLASLt are stood in for by
+// emulated_backend.hpp's). Floating
 // point is the CPU's (no FMA contraction, libm's exp2f), so results agree with a GPU's to rounding,
 // not bit for bit.
 #pragma once
@@ -68,7 +71,7 @@ struct Dim3 {
 // does it. AddressSanitizer is told of every change of stack (the fiber annotations of
 // sanitizer/common_interface_defs.h), as it would otherwise take a fiber's stack for a buffer
 // overflow of the scheduler's.
-#if defined(__x86_64__)
+#if defined(__x86_64__) && defined(__ELF__)
 #define CTFORMER_EMULATION_SWITCH_STACKS 1
 struct Context {
   void* stack_pointer = nullptr;
@@ -76,10 +79,10 @@ struct Context {
   std::size_t stack_bytes = 0;
 };
 extern "C" void ctformer_emulation_switch(void** save_to, void* resume);
-// Pushes the callee-saved registers, saves the stack pointer, takes the other's and pops its.
-// Weak: every translation unit that includes this header defines it.
+// Pushes the callee-saved registers and control words (MXCSR, x87), saves the stack pointer, takes
+// the other's and pops its. Weak: every translation unit that includes this header defines it.
 asm(R"(
-  .text
+  .pushsection .text
   .weak ctformer_emulation_switch
   .type ctformer_emulation_switch, @function
 ctformer_emulation_switch:
@@ -89,8 +92,14 @@ ctformer_emulation_switch:
   pushq %r13
   pushq %r14
   pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
   movq %rsp, (%rdi)
   movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
   popq %r15
   popq %r14
   popq %r13
@@ -99,6 +108,7 @@ ctformer_emulation_switch:
   popq %rbp
   ret
   .size ctformer_emulation_switch, . - ctformer_emulation_switch
+  .popsection
 )");
 inline void switch_context(Context& from, Context& to) {
 #if defined(__SANITIZE_ADDRESS__)
@@ -226,9 +236,9 @@ inline std::string block_name(const Launch& l) {
 inline void run_block(Launch& l) {
   using State = Fiber::State;
   const int threads = int(l.fibers.size());
-  for (;;) {
-    for (Fiber& f : l.fibers)
-      if (f.state == State::runnable) {
+  for (bool reverse = false;; reverse = !reverse) {
+    for (int n = 0; n < threads; ++n)
+      if (Fiber& f = l.fibers[reverse ? threads - 1 - n : n]; f.state == State::runnable) {
         l.current = &f;
         switch_context(l.scheduler, f.context);
         if (l.error) std::rethrow_exception(l.error);
@@ -295,15 +305,21 @@ inline std::vector<Dim3> shuffled_blocks(Dim3 grid) {
 
 // Points the fiber's context at run_fiber, on its own stack.
 #if defined(CTFORMER_EMULATION_SWITCH_STACKS)
-// The stack as ctformer_emulation_switch leaves it, so that switching to it pops six registers and
-// returns into run_fiber, with the stack aligned as at a call (run_fiber never returns).
+// The stack as ctformer_emulation_switch leaves it, so that switching to it restores this thread's
+// control words and six registers and returns into run_fiber, with the stack aligned as at a call
+// (run_fiber never returns).
 inline void start_fiber(Fiber& f) {
   auto* top = reinterpret_cast<void**>(
       (reinterpret_cast<std::uintptr_t>(f.stack.get() + kStackBytes) & ~std::uintptr_t(15)));
   top[-1] = nullptr;  // run_fiber's return address
   top[-2] = reinterpret_cast<void*>(&run_fiber);
   for (int r = 3; r <= 8; ++r) top[-r] = nullptr;
-  f.context.stack_pointer = top - 8;
+  const std::uint32_t mxcsr = __builtin_ia32_stmxcsr();
+  std::uint16_t x87 = 0;
+  asm("fnstcw %0" : "=m"(x87));
+  std::memcpy(&top[-9], &mxcsr, 4);
+  std::memcpy(reinterpret_cast<std::byte*>(&top[-9]) + 4, &x87, 2);
+  f.context.stack_pointer = top - 9;
   f.context.stack_bottom = f.stack.get();
   f.context.stack_bytes = kStackBytes;
 }
@@ -326,8 +342,9 @@ inline void launch(Dim3 grid, Dim3 block, const std::function<void()>& body) {
   l.block_dim = block;
   l.body = &body;
   const unsigned threads = block.x * block.y * block.z;
-  if (threads == 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0)
-    throw std::invalid_argument("emulation: invalid launch shape");
+  if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
+      grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535)
+    throw std::invalid_argument("emulation: a launch shape no GPU accepts");
   if (active_launch())  // the fibers are in use
     throw std::logic_error("emulation: a launch from inside a kernel");
   l.fibers = std::span(fiber_pool().fibers).first(threads);

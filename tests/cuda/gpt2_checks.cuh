@@ -208,7 +208,8 @@ void decode_graphs_match_direct_steps() {
 
 // The serving path: a generator over the GPU model, with continuous batching (requests arriving
 // while others run, more of them than a step takes), a small paged cache, decode steps from CUDA
-// graphs and both greedy and sampled requests, against the same generator over the CPU model. In
+// graphs (batches of 9 and more: graphs that hold cuBLASLt's GEMMs) and both greedy and sampled
+// requests, against the same generator over the CPU model. In
 // fp32 every request's tokens are the CPU's (sampling draws the same numbers on both); in fp16 and
 // bf16, whose activations round differently from the CPU's, every request runs to its end and the
 // cache is left empty.
@@ -219,11 +220,11 @@ void generator_matches_the_cpu() {
   auto gpu_model = GPT2<cuda, T>::from_directory(dir);
   const auto& config = gpu_model.config();
   std::vector<Request> requests;
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < 14; ++i) {
     Request r;
     for (int t = 0; t < 1 + (i * 7) % 13; ++t)
       r.prompt.push_back(std::int32_t((i * 31 + t * 17) % config.vocab_size));
-    r.params.max_new_tokens = 6 + i % 5;
+    r.params.max_new_tokens = 16 + i % 5;
     r.params.max_length = 1 << 20;
     if (i % 2) {
       r.params.do_sample = true;
@@ -239,11 +240,11 @@ void generator_matches_the_cpu() {
     GeneratorOptions options;
     options.kv_block_size = 4;
     options.kv_cache_bytes = 512 * 2 * config.n_layer * config.n_embd * element_bytes;
-    options.max_batch = 3;
+    options.max_batch = 11;
     Generator generator(model, options);
     std::map<RequestId, std::size_t> index;
-    for (std::size_t i = 0; i < 4; ++i) index[generator.submit(requests[i])] = i;
-    for (std::size_t i = 4; i < requests.size(); ++i) {  // one more a step
+    for (std::size_t i = 0; i < 6; ++i) index[generator.submit(requests[i])] = i;
+    for (std::size_t i = 6; i < requests.size(); ++i) {  // one more a step
       generator.step();
       index[generator.submit(requests[i])] = i;
     }

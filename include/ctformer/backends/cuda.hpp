@@ -4,7 +4,7 @@
 //
 // Needs nvcc: include it (or ctformer/ctformer.hpp) from a .cu file. Link CUDA::cudart and
 // CUDA::cublasLt (the CMake target ctformer::cuda does both). (Or the CPU emulator of the tests,
-// tests/cuda/emulated_runtime.hpp, which defines CTFORMER_CUDA_EMULATION.)
+// tests/cuda/emulated_backend.hpp, which defines CTFORMER_CUDA_EMULATION.)
 #pragma once
 
 #if !defined(__CUDACC__) && !defined(CTFORMER_CUDA_EMULATION)

@@ -74,6 +74,8 @@ inline DeviceInfo probe(int index = 0) {
   CTFORMER_CUDA_CHECK(cudaSetDevice(index));
 
   cudaFuncAttributes attributes{};
+  // The C function (what the template overload calls): that overload is nvcc's only, and the CPU
+  // emulator of tests/cuda compiles this with g++.
   const cudaError_t image = cudaFuncGetAttributes(
       &attributes, reinterpret_cast<const void*>(&cuda_detail::probe_kernel<0>));
   if (image != cudaSuccess) {

@@ -3,13 +3,12 @@
 // CTFORMER_CUDA_CHECK_LAUNCH right after, as with <<<>>>.
 //
 // One place for launches, so that tests/cuda can run the whole backend on the CPU: compiled as C++
-// with CTFORMER_CUDA_EMULATION defined (tests/cuda/emulated_runtime.hpp), it is only declared
+// with CTFORMER_CUDA_EMULATION defined (tests/cuda/emulated_backend.hpp), it is only declared
 // here, and the emulator defines it.
 #pragma once
 
 #include <cuda_runtime.h>
 
-#include <cstddef>
 #include <utility>
 
 #include "ctformer/backends/cuda/context.cuh"

@@ -1,6 +1,6 @@
-// cub::BlockScan for the CPU emulation of the CUDA backend (tests/cuda/emulated_runtime.hpp):
-// the same interface and contract (the storage may be reused after a __syncthreads), each thread
-// summing the inputs of the threads before it.
+// cub::BlockScan for the CPU emulation of the CUDA backend (tests/cuda/emulated_backend.hpp):
+// the same interface and contract (the storage may be reused only after a __syncthreads, which
+// the caller writes), each thread summing the inputs of the threads before it.
 #pragma once
 
 namespace cub {
@@ -21,7 +21,6 @@ class BlockScan {
       aggregate += storage_.values[i];
       if (i == int(threadIdx.x)) inclusive = aggregate;
     }
-    __syncthreads();  // every thread has read the inputs before any may write the storage again
   }
 
  private:

@@ -1,7 +1,7 @@
 // cub::DeviceSegmentedRadixSort::SortPairsDescending for the CPU emulation of the CUDA backend
-// (tests/cuda/emulated_runtime.hpp), float keys over all their bits: the same contract (a first
+// (tests/cuda/emulated_backend.hpp), float keys over all their bits: the same contract (a first
 // call with no storage asks how much temporary storage it needs; the sort is stable and orders keys
-// by their radix order, so -0 below +0 and NaN by its bits), run as work of the stream. It checks
+// by their radix order: -0 equal to +0, NaN by its bits), run as work of the stream. It checks
 // that the storage it asked for was given, and that every array is device memory, and overwrites
 // the temporary storage, as CUB would.
 #pragma once
@@ -16,6 +16,8 @@
 #include <cstring>
 #include <numeric>
 #include <vector>
+
+#include "cuda/emulated_runtime.hpp"
 
 namespace cub {
 
@@ -49,7 +51,7 @@ struct DeviceSegmentedRadixSort {
     ctformer::emulation::enqueue(stream, [=] {
       std::memset(temp, 0xa5, temp_bytes);  // CUB works in it: what else is there is lost
       auto radix = [](float key) {
-        const auto bits = std::bit_cast<std::uint32_t>(key);
+        const auto bits = std::bit_cast<std::uint32_t>(key == 0.0f ? 0.0f : key);  // -0 is +0
         return bits & 0x80000000u ? ~bits : bits ^ 0x80000000u;
       };
       for (std::int64_t s = 0; s < segments; ++s) {
