@@ -83,16 +83,20 @@ bool matmul(bool transpose_a, std::int64_t m, std::int64_t n, std::int64_t k, co
         256, std::uintptr_t(1) << std::countr_zero(reinterpret_cast<std::uintptr_t>(p) | 256)));
   };
   const std::uint32_t align_a = alignment(a), align_b = alignment(b), align_d = alignment(d);
-  const cuda_detail::Context::GemmKey key{std::int64_t(type) * 2 + transpose_a,
-                                          m,
-                                          n,
-                                          k,
-                                          std::int64_t(epilogue) * 2 + (beta != 0),
-                                          std::int64_t(align_a) << 18 | align_b << 9 | align_d,
-                                          bias ? alignment(bias) : 0,
-                                          lda,
-                                          ldb,
-                                          ldd};
+  const cuda_detail::Context::GemmKey key{.type = int(type),
+                                          .epilogue = int(epilogue),
+                                          .transpose_a = transpose_a,
+                                          .beta = beta != 0,
+                                          .m = m,
+                                          .n = n,
+                                          .k = k,
+                                          .lda = lda,
+                                          .ldb = ldb,
+                                          .ldd = ldd,
+                                          .align_a = align_a,
+                                          .align_b = align_b,
+                                          .align_d = align_d,
+                                          .align_bias = bias ? alignment(bias) : 0};
   auto choice = context.gemm_choices().find(key);
   if (choice == context.gemm_choices().end()) {  // remembered only once asked without an error
     cublasLtMatmulPreference_t preference = nullptr;

@@ -7,7 +7,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
-#include <array>
+#include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -65,12 +65,19 @@ class Context {
   // address is stale.
   std::uint64_t scratch_generation() const { return scratch_generation_; }
 
-  // The cuBLASLt algorithm chosen for each GEMM shape (see ops/linear.cuh).
+  // The cuBLASLt algorithm chosen for each GEMM (see ops/linear.cuh), by what the choice depends
+  // on: the problem, and the operands' alignment.
   struct GemmChoice {
     bool found = false;
     cublasLtMatmulAlgo_t algo{};
   };
-  using GemmKey = std::array<std::int64_t, 10>;
+  struct GemmKey {
+    int type = 0, epilogue = 0;
+    bool transpose_a = false, beta = false;
+    std::int64_t m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldd = 0;
+    std::uint32_t align_a = 0, align_b = 0, align_d = 0, align_bias = 0;
+    auto operator<=>(const GemmKey&) const = default;
+  };
   std::map<GemmKey, GemmChoice>& gemm_choices() { return gemm_choices_; }
 
   // Whether projections of few rows run as ctformer's gemv_kernel (ops/linear.cuh) rather than
