@@ -5,7 +5,7 @@
 //     graph that cudaGraphLaunch replays;
 //   - cuBLASLt (emulated_cublaslt.cpp), which also checks how it is called;
 //   - the CUB parts the backend uses (emulated_cub/), the block-wide ones on emulation.hpp's
-//   fibers;
+//     fibers;
 //   - kernel launches (cuda_detail::launch, defined below) run by emulation.hpp.
 // Include it after every other header, in place of ctformer/cuda.cuh: emulation.hpp defines
 // threadIdx and friends as macros. Link emulated_runtime.cpp and emulated_cublaslt.cpp, not
