@@ -8,12 +8,12 @@
 // fibers of the block see. Blocks run one at a time, in a shuffled order (see shuffled_blocks). A
 // fiber runs until it reaches __syncthreads() or a warp shuffle, then waits there for the others,
 // so the kernel's code runs with the synchronisation a GPU gives it and no more; released from a
-// barrier, the threads run in thread order one time and in reverse order the next, so that a
-// read of shared memory that another thread overwrites after the barrier, without one between,
-// shows in one of them. The scheduler also checks what a GPU
-// leaves undefined: a shuffle must be reached by all 32 lanes of its warp, all at the same one
-// (call site, kind and size), and __syncthreads by every thread still running; otherwise launch()
-// throws, naming the block and warp. So does an exception thrown in the kernel's code.
+// barrier, the threads run in thread order one time and in reverse order the next, so that a read
+// of shared memory that another thread overwrites after the barrier, without one between, shows in
+// one of them. The scheduler also checks what a GPU leaves undefined: a shuffle must be reached by
+// all 32 lanes of its warp, all at the same one (call site, kind and size), and __syncthreads by
+// every thread still running; otherwise launch() throws, naming the block and warp. So does an
+// exception thrown in the kernel's code.
 //
 // Built with AddressSanitizer and UBSan (scripts/sanitize.sh), a kernel's out-of-bounds access to
 // global memory (what its pointer arguments point to) is reported with its file and line, as
@@ -22,9 +22,8 @@
 // Shared memory starts zeroed and keeps the last block's values, where a GPU's is undefined, so a
 // read before any write goes unnoticed. What it cannot check: data races between threads and the
 // memory model (racecheck does, on a GPU), speed, and PTX (CUB and cuBLASLt are stood in for by
-// emulated_backend.hpp's). Floating
-// point is the CPU's (no FMA contraction, libm's exp2f), so results agree with a GPU's to rounding,
-// not bit for bit.
+// emulated_backend.hpp's). Floating point is the CPU's (no FMA contraction, libm's exp2f), so
+// results agree with a GPU's to rounding, not bit for bit.
 #pragma once
 
 #include <cuda_bf16.h>  // first: the CUDA headers define __shared__ and friends as nothing
