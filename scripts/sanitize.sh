@@ -9,7 +9,8 @@
 # Left out, by label: `package` (builds a consumer project with the plain compiler, against an
 # installed ctformer and with ctformer as a subproject: no sanitized code runs in it) and
 # `compile_fail` (only compiles, expecting errors: nothing runs). CUDA is off: nvcc's device code is
-# not instrumented (compute-sanitizer covers it; see docs/reliability.md).
+# not instrumented (compute-sanitizer covers it; see docs/reliability.md). The CUDA backend still
+# runs here, compiled as C++ under the CPU emulator of tests/cuda (cuda_emulated_*_test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
