@@ -21,6 +21,7 @@
 #include "ctformer/ctformer.hpp"
 #include "cuda/precision.hpp"
 #include "support/decode_script.hpp"
+#include "support/mixed_requests.hpp"
 #include "support/reference.hpp"
 #include "support/test_support.hpp"
 

@@ -13,6 +13,7 @@
 
 #include "cuda/cuda_test_support.cuh"
 #include "support/decode_script.hpp"
+#include "support/mixed_requests.hpp"
 #include "support/reference.hpp"
 
 namespace ctformer::test {
@@ -219,23 +220,8 @@ void generator_matches_the_cpu() {
   auto cpu_model = GPT2<cpu, CpuStorage<T>>::from_directory(dir);
   auto gpu_model = GPT2<cuda, T>::from_directory(dir);
   const auto& config = gpu_model.config();
-  std::vector<Request> requests;
-  for (int i = 0; i < 14; ++i) {
-    Request r;
-    for (int t = 0; t < 1 + (i * 7) % 13; ++t)
-      r.prompt.push_back(std::int32_t((i * 31 + t * 17) % config.vocab_size));
-    r.params.max_new_tokens = 16 + i % 5;
-    r.params.max_length = 1 << 20;
-    if (i % 2) {
-      r.params.do_sample = true;
-      r.params.temperature = 0.9f;
-      r.params.top_k = 40;
-      r.params.top_p = 0.95f;
-      r.params.repetition_penalty = 1.2f;
-      r.params.seed = 1000 + std::uint64_t(i);
-    }
-    requests.push_back(r);
-  }
+  const std::vector<Request> requests =
+      mixed_requests(config.vocab_size, 14, [](int i) { return 16 + i % 5; });
   auto serve = [&](auto& model, std::int64_t element_bytes) {
     GeneratorOptions options;
     options.kv_block_size = 4;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ctformer/ctformer.hpp"
+#include "support/mixed_requests.hpp"
 #include "support/reference.hpp"
 
 using namespace ctformer;
@@ -18,23 +19,8 @@ GPT2<cpu, float> load(const std::string& name) {
   return GPT2<cpu, float>::from_directory(test::data_dir() / "models" / name);
 }
 
-GenerationParams greedy(std::int64_t max_new_tokens) {
-  GenerationParams p;
-  p.max_new_tokens = max_new_tokens;
-  p.max_length = 1 << 20;
-  return p;
-}
-
-GenerationParams sampled(std::uint64_t seed, std::int64_t max_new_tokens) {
-  GenerationParams p = greedy(max_new_tokens);
-  p.do_sample = true;
-  p.temperature = 0.9f;
-  p.top_k = 40;
-  p.top_p = 0.95f;
-  p.repetition_penalty = 1.2f;
-  p.seed = seed;
-  return p;
-}
+using test::greedy;
+using test::sampled;
 
 // A KV budget of `tokens` tokens for `model`.
 GeneratorOptions options_for(const GPT2<cpu, float>& model, std::int64_t tokens,
@@ -60,15 +46,7 @@ std::vector<std::vector<std::int32_t>> alone(GPT2<cpu, float>& model,
 
 // Prompts of varied lengths, greedy and sampled, for `model`.
 std::vector<Request> mixed_requests(const GPT2<cpu, float>& model, int n) {
-  std::vector<Request> requests;
-  const std::int32_t V = std::int32_t(model.config().vocab_size);
-  for (int i = 0; i < n; ++i) {
-    Request r;
-    for (int t = 0; t < 1 + (i * 7) % 13; ++t) r.prompt.push_back((i * 31 + t * 17) % V);
-    r.params = i % 2 ? sampled(1000 + i, 10 + i % 9) : greedy(10 + i % 9);
-    requests.push_back(r);
-  }
-  return requests;
+  return test::mixed_requests(model.config().vocab_size, n, [](int i) { return 10 + i % 9; });
 }
 
 }  // namespace
