@@ -194,24 +194,23 @@ std::uintptr_t extent(const Layout& l) {
 void gemm(cudaDataType_t type, bool ta, bool tb, long long m, long long n, long long k,
           const void* A, long long lda, const void* B, long long ldb, const void* C, void* D,
           long long ldd, float alpha_value, float beta_value, const void* bias, bool gelu) {
-  const Layout l{type, m, n, ldd};
   std::vector<float> a_rows(std::size_t(m * k)), b_cols(std::size_t(n * k));
   for (long long i = 0; i < m; ++i)
     for (long long p = 0; p < k; ++p)
-      a_rows[i * k + p] = load(l.type, A, ta ? p + i * lda : i + p * lda);
+      a_rows[i * k + p] = load(type, A, ta ? p + i * lda : i + p * lda);
   for (long long j = 0; j < n; ++j)
     for (long long p = 0; p < k; ++p)
-      b_cols[j * k + p] = load(l.type, B, tb ? j + p * ldb : p + j * ldb);
+      b_cols[j * k + p] = load(type, B, tb ? j + p * ldb : p + j * ldb);
   for (long long j = 0; j < n; ++j)
     for (long long i = 0; i < m; ++i) {
       double sum = 0;
       for (long long p = 0; p < k; ++p) sum += double(a_rows[i * k + p]) * b_cols[j * k + p];
       float v = alpha_value * float(sum);
-      if (beta_value != 0) v += beta_value * load(l.type, C, i + j * ldd);  // ldc == ldd
-      if (bias) v += load(l.type, bias, i);
+      if (beta_value != 0) v += beta_value * load(type, C, i + j * ldd);  // ldc == ldd
+      if (bias) v += load(type, bias, i);
       if (gelu)  // the tanh approximation, as cuBLASLt's
         v = 0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
-      store(l.type, D, i + j * ldd, v);
+      store(type, D, i + j * ldd, v);
     }
 }
 
