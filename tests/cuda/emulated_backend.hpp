@@ -1,8 +1,9 @@
 // The whole CUDA backend on the CPU, for tests where there is no GPU: ctformer/cuda.cuh compiled as
 // C++, with
 //   - the CUDA runtime calls the backend makes (emulated_runtime.cpp): device memory is host
-//     memory, every stream runs its work at once, and a stream being captured records it into a
-//     graph that cudaGraphLaunch replays;
+//     memory, a stream runs its work when the host waits for it (so that a missing
+//     synchronisation shows), and a stream being captured records it into a graph that
+//     cudaGraphLaunch replays;
 //   - cuBLASLt (emulated_cublaslt.cpp), which also checks how it is called;
 //   - the CUB parts the backend uses (emulated_cub/), the block-wide ones on emulation.hpp's
 //     fibers;

@@ -6,16 +6,32 @@
 // each fail with the error the runtime would give and a line on stderr that says what was wrong.
 // New and freed allocations hold all-ones bytes (NaN in every float type), so reading memory
 // nothing wrote, or memory freed, shows in the results.
+//
+// Asynchronous as a GPU is: work queued on a stream (kernels, copies, memsets, GEMMs, graph
+// launches) runs only when the host waits for it, at cudaStreamSynchronize, cudaStreamDestroy or
+// cudaFree (which waits for the whole device, as the real one does). So host code that reads what
+// a copy to the host brings before it has synchronised reads all-ones bytes: the destination is
+// filled with them when the copy is queued. A copy from the host takes its bytes when it is
+// queued, as the runtime stages pageable memory. Built with AddressSanitizer, device memory is
+// poisoned except while queued work runs, so that host code that touches it directly (which a
+// GPU's memory would not allow) is reported where it does.
 #include "cuda/emulated_runtime.hpp"
 
 #include <cuda_runtime.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <new>
+#include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -23,8 +39,9 @@ namespace ctformer::emulation {
 namespace {
 
 struct Stream {
+  std::vector<std::function<void()>> queued;  // run at the next synchronisation
   bool capturing = false, invalidated = false;
-  std::vector<std::function<void()>> recorded;
+  std::vector<std::function<void()>> recorded;  // while capturing, for the graph
 };
 struct Graph {
   std::vector<std::function<void()>> work;
@@ -53,9 +70,50 @@ cudaError_t fail(cudaError_t e, const char* call, const char* why) {
   return e;
 }
 
+std::set<Stream*>& created_streams() {
+  static std::set<Stream*> streams;
+  return streams;
+}
+
 Stream& stream_of(cudaStream_t s) {
   static Stream legacy;
   return s ? *reinterpret_cast<Stream*>(s) : legacy;
+}
+
+// Whether host code may touch device memory; only the queued work's run opens it. Without
+// AddressSanitizer nothing checks.
+void set_device_memory_open(bool open) {
+#if defined(__SANITIZE_ADDRESS__)
+  for (const auto& [p, bytes] : allocations())
+    if (open)
+      ASAN_UNPOISON_MEMORY_REGION(p, bytes);
+    else
+      ASAN_POISON_MEMORY_REGION(p, bytes);
+#else
+  (void)open;
+#endif
+}
+
+// Runs what the stream has queued, in order. An exception in it (a kernel that the emulator
+// refused, say) fails the call that waited, as a kernel's fault fails the next synchronising call.
+cudaError_t run_queued(Stream& s, const char* call) {
+  const std::vector<std::function<void()>> work = std::exchange(s.queued, {});
+  set_device_memory_open(true);
+  std::string error;
+  try {
+    for (const auto& w : work) w();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  set_device_memory_open(false);
+  return error.empty() ? cudaSuccess : fail(cudaErrorLaunchFailure, call, error.c_str());
+}
+
+cudaError_t run_all_queued(const char* call) {
+  cudaError_t first = run_queued(stream_of(nullptr), call);
+  for (Stream* s : created_streams())
+    if (const cudaError_t e = run_queued(*s, call); first == cudaSuccess) first = e;
+  return first;
 }
 
 // A capture that met an operation it cannot record ends in cudaErrorStreamCaptureInvalidated.
@@ -68,10 +126,7 @@ cudaError_t refuse_in_capture(const char* call) {
 
 void enqueue(cudaStream_t stream, std::function<void()> work) {
   Stream& s = stream_of(stream);
-  if (s.capturing)
-    s.recorded.push_back(std::move(work));
-  else
-    work();
+  (s.capturing ? s.recorded : s.queued).push_back(std::move(work));
 }
 
 bool is_device_memory(const void* p, std::size_t bytes) {
@@ -94,6 +149,9 @@ cudaError_t cudaMalloc(void** p, std::size_t bytes) {
     return em::fail(cudaErrorMemoryAllocation, "cudaMalloc", "out of emulated GPU memory");
   auto* b = static_cast<std::byte*>(::operator new(bytes, std::align_val_t(em::kAlignment)));
   std::memset(b, 0xff, bytes);
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_POISON_MEMORY_REGION(b, bytes);
+#endif
   em::allocations()[b] = bytes;
   em::allocated_bytes() += bytes;
   *p = b;
@@ -106,11 +164,15 @@ cudaError_t cudaFree(void* p) {
   const auto it = em::allocations().find(static_cast<const std::byte*>(p));
   if (it == em::allocations().end())
     return em::fail(cudaErrorInvalidValue, "cudaFree", "not a pointer that cudaMalloc returned");
-  std::memset(p, 0xff, it->second);  // a graph or kernel that still reads it reads NaN
+  const cudaError_t queued = em::run_all_queued("cudaFree");
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_UNPOISON_MEMORY_REGION(p, it->second);
+#endif
+  std::memset(p, 0xff, it->second);  // a graph that still reads it reads NaN
   em::allocated_bytes() -= it->second;
   em::allocations().erase(it);
   ::operator delete(p, std::align_val_t(em::kAlignment));
-  return cudaSuccess;
+  return queued;
 }
 
 cudaError_t cudaMemGetInfo(std::size_t* free, std::size_t* total) {
@@ -132,7 +194,15 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t count, cudaM
                     "the end of its allocation)");
   if (em::stream_of(stream).capturing && !(device_dst && device_src))
     return em::refuse_in_capture("cudaMemcpyAsync from or to host memory");
-  em::enqueue(stream, [=] { std::memcpy(dst, src, count); });
+  if (device_src) {
+    // Until the stream is synchronised the destination holds nothing it can be read for.
+    if (!device_dst) std::memset(dst, 0xff, count);
+    em::enqueue(stream, [=] { std::memcpy(dst, src, count); });
+  } else {
+    auto staged = std::make_shared<std::vector<std::byte>>(
+        static_cast<const std::byte*>(src), static_cast<const std::byte*>(src) + count);
+    em::enqueue(stream, [=] { std::memcpy(dst, staged->data(), count); });
+  }
   return cudaSuccess;
 }
 
@@ -146,13 +216,19 @@ cudaError_t cudaMemsetAsync(void* p, int value, std::size_t count, cudaStream_t 
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
-  *stream = reinterpret_cast<cudaStream_t>(new em::Stream);
+  auto* s = new em::Stream;
+  em::created_streams().insert(s);
+  *stream = reinterpret_cast<cudaStream_t>(s);
   return cudaSuccess;
 }
 
+// Work still queued completes first, as the runtime's does.
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  delete reinterpret_cast<em::Stream*>(stream);
-  return cudaSuccess;
+  auto* s = reinterpret_cast<em::Stream*>(stream);
+  const cudaError_t queued = em::run_queued(*s, "cudaStreamDestroy");
+  em::created_streams().erase(s);
+  delete s;
+  return queued;
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
@@ -162,15 +238,15 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     return em::fail(cudaErrorStreamCaptureUnsupported, "cudaStreamSynchronize",
                     "the stream is capturing a graph");
   }
-  return cudaSuccess;  // its work has run
+  return em::run_queued(s, "cudaStreamSynchronize");
 }
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
   em::Stream& s = em::stream_of(stream);
   if (s.capturing)
     return em::fail(cudaErrorIllegalState, "cudaStreamBeginCapture", "already capturing");
-  s = em::Stream{};
   s.capturing = true;
+  s.invalidated = false;
   em::capturing_streams().push_back(&s);
   return cudaSuccess;
 }
@@ -181,12 +257,13 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
   if (!s.capturing)
     return em::fail(cudaErrorIllegalState, "cudaStreamEndCapture", "the stream is not capturing");
   std::erase(em::capturing_streams(), &s);
-  em::Stream ended = std::exchange(s, em::Stream{});
-  if (ended.invalidated) {
+  s.capturing = false;
+  std::vector<std::function<void()>> recorded = std::exchange(s.recorded, {});
+  if (s.invalidated) {
     em::last_error = cudaErrorStreamCaptureInvalidated;
     return cudaErrorStreamCaptureInvalidated;
   }
-  *graph = reinterpret_cast<cudaGraph_t>(new em::Graph{std::move(ended.recorded)});
+  *graph = reinterpret_cast<cudaGraph_t>(new em::Graph{std::move(recorded)});
   return cudaSuccess;
 }
 
@@ -230,6 +307,8 @@ const char* cudaGetErrorName(cudaError_t e) {
       return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated:
       return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorLaunchFailure:
+      return "cudaErrorLaunchFailure";
     default:
       return "cudaError (emulated: unnamed)";
   }

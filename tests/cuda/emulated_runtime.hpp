@@ -9,8 +9,8 @@
 
 namespace ctformer::emulation {
 
-// Runs `work` as the next operation of `stream`: now, or at each replay of the graph the stream is
-// capturing.
+// Queues `work` as the next operation of `stream`: it runs when the host next waits for the stream
+// (or for the device), or, while the stream captures, at each replay of the graph.
 void enqueue(cudaStream_t stream, std::function<void()> work);
 
 // Whether [p, p + bytes) lies within one live allocation of cudaMalloc.
