@@ -19,7 +19,6 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <numeric>
 #include <random>
 #include <string>
 #include <utility>
@@ -29,6 +28,7 @@
 #include "ctformer/ops/layer_norm.hpp"
 #include "ctformer/ops/linear.hpp"
 #include "ctformer/ops/rms_norm.hpp"
+#include "cuda/paged_step.hpp"
 #include "cuda/precision.hpp"
 
 // Last, in this order: emulation.hpp defines threadIdx and friends as macros, for the kernels.
@@ -48,68 +48,13 @@ struct StepShape {
   std::vector<std::int64_t> past, rows;
 };
 
-// A paged cache whose blocks are handed out in random order, the cached positions filled with
-// random values and every other row with NaN, and a step's q | k | v.
-struct Fixture {
-  std::int64_t C = 0, block_size = 16, N = 0, max_new_rows = 0;
-  std::vector<std::vector<std::int32_t>> tables;
-  std::vector<SequenceSlice> slices;
-  std::vector<float> keys, values, qkv;  // rounded to the kernel's precision
-
-  template <class T>
-  static Fixture create(const StepShape& shape, std::int64_t C, std::mt19937& rng) {
-    Fixture f;
-    f.C = C;
-    f.fill<T>(shape, rng);
-    return f;
-  }
-
-  StepSlices step() const { return {slices, max_new_rows}; }
-
- private:
-  template <class T>
-  void fill(const StepShape& shape, std::mt19937& rng) {
-    std::int64_t blocks = 0;
-    for (std::size_t i = 0; i < shape.past.size(); ++i)
-      blocks += (shape.past[i] + shape.rows[i] + block_size - 1) / block_size;
-    std::vector<std::int32_t> pool(std::size_t(blocks + 1));  // one spare, never used
-    std::iota(pool.begin(), pool.end(), 0);
-    std::shuffle(pool.begin(), pool.end(), rng);
-    const std::int64_t cache_rows = (blocks + 2) * block_size;
-    keys.assign(std::size_t(cache_rows * C), std::numeric_limits<float>::quiet_NaN());
-    values = keys;
-    const auto random_keys = random_values<T>(keys.size(), rng);
-    const auto random_values_ = random_values<T>(values.size(), rng);
-    std::size_t next = 0;
-    for (std::size_t i = 0; i < shape.past.size(); ++i) {
-      const std::int64_t length = shape.past[i] + shape.rows[i];
-      tables.emplace_back(pool.begin() + std::ptrdiff_t(next),
-                          pool.begin() + std::ptrdiff_t(next) +
-                              std::ptrdiff_t((length + block_size - 1) / block_size));
-      next += tables.back().size();
-      slices.push_back({N, shape.rows[i], shape.past[i], nullptr});
-      N += shape.rows[i];
-      max_new_rows = std::max(max_new_rows, shape.rows[i]);
-    }
-    for (std::size_t i = 0; i < slices.size(); ++i) {
-      slices[i].block_table = tables[i].data();
-      for (std::int64_t t = 0; t < slices[i].past_length; ++t) {
-        const std::int64_t r = ops::cache_row(slices[i], t, block_size);
-        std::copy_n(random_keys.begin() + r * C, C, keys.begin() + r * C);
-        std::copy_n(random_values_.begin() + r * C, C, values.begin() + r * C);
-      }
-    }
-    qkv = random_values<T>(std::size_t(N * 3 * C), rng);
-  }
-};
-
 // PagedAttention with `splits` splits of each query's keys (1: no combine), as
 // PagedAttention<cuda>::launch runs it; the kernels' cache and output against the CPU op's.
 template <class T, int D, int kWarps, int kRowsPerWarp>
 void check_attention(const StepShape& shape, std::int64_t n_head, int splits, std::mt19937& rng) {
   using Shape = kernels::AttentionShape<D, kWarps, kRowsPerWarp>;
   const std::int64_t C = n_head * D;
-  const Fixture f = Fixture::create<T>(shape, C, rng);
+  const PagedStep f = PagedStep::create<T>(shape.past, shape.rows, C, 16, rng);
   const std::string what = std::string(cuda_detail::dtype_name<T>()) + " D=" + std::to_string(D) +
                            " heads=" + std::to_string(n_head) +
                            " splits=" + std::to_string(splits) + " rows=" + std::to_string(f.N);
@@ -117,9 +62,8 @@ void check_attention(const StepShape& shape, std::int64_t n_head, int splits, st
 
   // The reference, on the same rounded values.
   std::vector<float> want_keys = f.keys, want_values = f.values, want(std::size_t(f.N * C));
-  const std::int64_t cache_rows = std::int64_t(f.keys.size()) / C;
   const KvLayerView<float> want_cache{
-      {want_keys.data(), cache_rows, C}, {want_values.data(), cache_rows, C}, f.block_size};
+      {want_keys.data(), f.cache_rows(), C}, {want_values.data(), f.cache_rows(), C}, f.block_size};
   ops::PagedAttention<cpu>::run({f.qkv.data(), f.N, 3 * C}, f.step(), want_cache, n_head, scale,
                                 {want.data(), f.N, C});
 
@@ -151,10 +95,9 @@ void check_attention(const StepShape& shape, std::int64_t n_head, int splits, st
              what << ": arrival counters left non-zero");
 
   // The step's keys and values are copied exactly, and every row it does not own keeps its NaN.
-  const auto same = [](float a, float b) { return a == b || (std::isnan(a) && std::isnan(b)); };
-  BOOST_TEST(std::ranges::equal(widened(keys), want_keys, same),
+  BOOST_TEST(same_cache(widened(keys), want_keys),
              what << ": the cache's keys differ from the CPU's");
-  BOOST_TEST(std::ranges::equal(widened(values), want_values, same),
+  BOOST_TEST(same_cache(widened(values), want_values),
              what << ": the cache's values differ from the CPU's");
   const double err = error_relative_to_scale(widened(out), want);
   BOOST_TEST_MESSAGE(what << ": error " << err);
