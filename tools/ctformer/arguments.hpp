@@ -3,6 +3,7 @@
 #pragma once
 
 #include <charconv>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,12 +20,16 @@ class Arguments {
     for (int i = 1; i < argc; ++i) args_.emplace_back(argv[i]);
   }
 
-  bool wants_help() const {
+  // With -h or --help anywhere, prints the usage to stdout and returns true: the command has
+  // nothing more to do.
+  bool printed_help() const {
     for (const auto& a : args_)
-      if (a == "--help" || a == "-h") return true;
+      if (a == "--help" || a == "-h") {
+        std::puts(usage_.c_str());
+        return true;
+      }
     return false;
   }
-  const std::string& usage() const { return usage_; }
 
   bool flag(std::string_view name) {
     for (auto it = args_.begin(); it != args_.end(); ++it)

@@ -84,10 +84,7 @@ class RequestProgress {
 
 inline int bench_main(int argc, char** argv) {
   Arguments args(argc, argv, kBenchUsage);
-  if (args.wants_help()) {
-    std::puts(kBenchUsage);
-    return 0;
-  }
+  if (args.printed_help()) return 0;
   const auto model_dir = args.value("--model");
   const auto workload = args.value("--workload");
   const auto prompt_file = args.value("--prompts");

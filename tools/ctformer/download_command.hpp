@@ -57,10 +57,7 @@ inline int download_main(int argc, char** argv) {
   const std::vector<std::string> names = take_positionals(
       argc, argv, {"--dir", "--revision", "--stall-timeout", "--retries", "--retry-wait"});
   Arguments args(argc, argv, kDownloadUsage);
-  if (args.wants_help()) {
-    std::puts(kDownloadUsage);
-    return 0;
-  }
+  if (args.printed_help()) return 0;
   DownloadOptions options;
   const auto dir = args.value("--dir");
   options.revision = args.value("--revision").value_or("main");

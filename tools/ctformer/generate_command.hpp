@@ -1,7 +1,6 @@
 // `ctformer generate`: text generation from a model directory, streamed or as JSON.
 #pragma once
 
-#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -58,10 +57,7 @@ inline std::string_view json_finish_reason(FinishReason r) {
 
 inline int generate_main(int argc, char** argv) {
   Arguments args(argc, argv, kGenerateUsage);
-  if (args.wants_help()) {
-    std::puts(kGenerateUsage);
-    return 0;
-  }
+  if (args.printed_help()) return 0;
   const auto model_dir = args.value("--model");
   const auto prompt = args.value("--prompt");
   const auto file = args.value("--file");

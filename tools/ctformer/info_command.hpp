@@ -104,10 +104,7 @@ inline CudaReport probe_cuda([[maybe_unused]] std::int64_t head_dim) {
 
 inline int info_main(int argc, char** argv) {
   Arguments args(argc, argv, kInfoUsage);
-  if (args.wants_help()) {
-    std::puts(kInfoUsage);
-    return 0;
-  }
+  if (args.printed_help()) return 0;
   const auto model = args.value("--model");
   const bool json = args.flag("--json");
   args.finish();

@@ -3,21 +3,16 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
-#include <iostream>
-#include <iterator>
-#include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "arguments.hpp"
 #include "ctformer/core/error.hpp"
 #include "ctformer/tokenizer/gpt2_tokenizer.hpp"
 #include "ctformer/tokenizer/utf8.hpp"
-#include "usage_error.hpp"
 
 namespace ctformer::cli {
 
@@ -98,34 +93,15 @@ inline std::vector<std::int32_t> parse_id_list(std::string_view data) {
 }  // namespace detail
 
 inline int tokenize_main(int argc, char** argv) {
-  const std::string usage(kTokenizeUsage);
-  std::optional<std::filesystem::path> model;
-  bool json = false, decode = false, no_special = false, lossy = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
-      std::cout << usage << '\n';
-      return 0;
-    } else if (arg == "--model") {
-      if (i + 1 >= argc) throw UsageError("--model needs a directory", usage);
-      model = argv[++i];
-    } else if (arg.starts_with("--model=")) {
-      model = std::string(arg.substr(8));
-    } else if (arg == "--json") {
-      json = true;
-    } else if (arg == "--decode") {
-      decode = true;
-    } else if (arg == "--no-special") {
-      no_special = true;
-    } else if (arg == "--lossy") {
-      lossy = true;
-    } else {
-      throw UsageError("unknown option '" + std::string(arg) + "'", usage);
-    }
-  }
-  if (!model || model->empty()) throw UsageError("--model DIR is required", usage);
+  Arguments args(argc, argv, std::string(kTokenizeUsage));
+  if (args.printed_help()) return 0;
+  const auto model = args.value("--model");
+  const bool json = args.flag("--json"), decode = args.flag("--decode"),
+             no_special = args.flag("--no-special"), lossy = args.flag("--lossy");
+  args.finish();
+  if (!model || model->empty()) args.fail("--model DIR is required");
   if (decode && (no_special || lossy))
-    throw UsageError("--no-special and --lossy apply to encoding, not to --decode", usage);
+    args.fail("--no-special and --lossy apply to encoding, not to --decode");
 
   const Gpt2Tokenizer tokenizer = Gpt2Tokenizer::from_directory(*model);
   const SpecialTokens special = no_special ? SpecialTokens::as_text : SpecialTokens::allowed;
