@@ -238,8 +238,11 @@ void check_attention_case(std::mt19937& rng, int D, std::int64_t n_head, std::in
   for (const auto& table : host.tables) tables.insert(tables.end(), table.begin(), table.end());
   const auto d_tables = to_device_exact(tables);
   std::vector<SequenceSlice> device_slices = host.slices;
-  for (std::size_t s = 0, at = 0; s < device_slices.size(); at += host.tables[s++].size())
+  std::size_t at = 0;
+  for (std::size_t s = 0; s < device_slices.size(); ++s) {
     device_slices[s].block_table = d_tables.data() + at;
+    at += host.tables[s].size();
+  }
   const auto d_slices = to_device_exact(device_slices);
 
   const auto d_keys = to_device<T>(host.keys), d_values = to_device<T>(host.values);
