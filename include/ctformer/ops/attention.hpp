@@ -67,7 +67,9 @@ struct PagedAttention<cpu> {
     append(qkv, step, cache);
     // Two instantiations, each its own OpenMP function: with the tiles' code beside it, a decode
     // step's loop compiled 16% slower, although its source was the same.
-    if (step.max_new_rows > 1)
+    const bool multi_row = std::ranges::any_of(
+        step.slices, [](const SequenceSlice& slice) { return slice.num_rows > 1; });
+    if (multi_row)
       attend<true>(qkv, step, cache, n_head, scale, out);
     else
       attend<false>(qkv, step, cache, n_head, scale, out);
