@@ -157,8 +157,8 @@ struct PagedAttention<cpu> {
   // to ignore. Tiles of kQueries queries by kKeys keys: the queries transposed, so that one key
   // element, broadcast, multiplies all of them in a vector, with the kKeys sums in separate
   // registers. One dot product per query, key and head ends in a horizontal sum of its lanes, the
-  // same size as its multiplies at D = 64: prefill attention took 2.75 s for 8 prompts of 884
-  // tokens through 12 layers that way, 1.99 s in tiles.
+  // same size as its multiplies at D = 64 (docs/performance.md, "Long prompts": 32 prompts of 884
+  // tokens took 30.5 s that way, 25.1 s in tiles).
   static void score_tiles(MatrixView<const float> qkv, std::int64_t first_row, std::int64_t rows,
                           const SequenceSlice& s, KvLayerView<float> cache, std::int64_t n_head,
                           float scale, std::int64_t length, float* scores) {
