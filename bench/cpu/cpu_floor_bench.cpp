@@ -43,16 +43,17 @@ double read_bandwidth(const std::vector<float>& data, int repeat) {
   return best;
 }
 
-// FLOP/s of the packed kernel on one projection of the model at `rows` tokens.
+// FLOP/s of the packed kernel on one projection of the model at `rows` tokens, weights in T.
+template <class T>
 double kernel_rate(std::int64_t rows, std::int64_t in, std::int64_t out, int repeat) {
-  std::vector<float> w(std::size_t(in * out), 0.01f), x(std::size_t(rows * in), 0.5f),
-      y(std::size_t(rows * out)), bias(std::size_t(out), 0.1f);
-  const auto packed = ctformer::ops::Linear<ctformer::cpu>::prepare<float>(
-      w, in, out, ctformer::WeightLayout::in_out);
+  std::vector<T> w(std::size_t(in * out), T(0.01f)), bias(std::size_t(out), T(0.1f));
+  std::vector<float> x(std::size_t(rows * in), 0.5f), y(std::size_t(rows * out));
+  const auto packed =
+      ctformer::ops::Linear<ctformer::cpu>::prepare<T>(w, in, out, ctformer::WeightLayout::in_out);
   double best = 0;
   for (int r = 0; r < repeat; ++r) {
     const auto t0 = Clock::now();
-    ctformer::ops::Linear<ctformer::cpu>::run<float>(
+    ctformer::ops::Linear<ctformer::cpu>::run<T>(
         {x.data(), rows, in}, packed, bias, ctformer::ops::Epilogue::bias, {y.data(), rows, out});
     best = std::max(best, 2.0 * double(rows * in * out) / seconds_since(t0));
   }
@@ -94,13 +95,18 @@ int main(int argc, char** argv) {
                 weights * bytes / bandwidth * 1e3, weights * bytes / 1e6);
 
   std::fprintf(stderr, "measuring the packed kernel...\n");
-  for (const std::int64_t rows : {64, 128, 256}) {
-    const double rate = kernel_rate(rows, C, 4 * C, repeat);
-    std::printf(
-        "compute floor    batch %3lld: kernel %.1f GFLOP/s on (%lld x %lld) x (%lld x %lld),"
-        " so at most %.0f tokens/s\n",
-        static_cast<long long>(rows), rate / 1e9, static_cast<long long>(rows),
-        static_cast<long long>(C), static_cast<long long>(C), static_cast<long long>(4 * C),
-        rate / flops_per_token);
-  }
+  auto compute_floor = [&]<class T>(const char* name) {
+    for (const std::int64_t rows : {64, 128, 256}) {
+      const double rate = kernel_rate<T>(rows, C, 4 * C, repeat);
+      std::printf(
+          "compute floor    %-4s batch %3lld: kernel %.1f GFLOP/s on (%lld x %lld) x (%lld x %lld),"
+          " so at most %.0f tokens/s\n",
+          name, static_cast<long long>(rows), rate / 1e9, static_cast<long long>(rows),
+          static_cast<long long>(C), static_cast<long long>(C), static_cast<long long>(4 * C),
+          rate / flops_per_token);
+    }
+  };
+  compute_floor.operator()<float>("fp32");
+  compute_floor.operator()<ctformer::half>("fp16");
+  compute_floor.operator()<ctformer::bfloat16>("bf16");
 }

@@ -1,6 +1,7 @@
 // The CPU's packed projection kernel (ops/packed_matmul.hpp) against Eigen's product on the same
 // weights (ops::Linear<cpu>'s reference path): every epilogue, both checkpoint layouts, float, half
-// and bfloat16 storage, both kernels, over shapes that are not multiples of the 12 x 32 tile.
+// and bfloat16 storage, every kernel, over shapes that are not multiples of the 12 x 32 tile (and
+// odd input counts, which leave half a bf16 pair).
 #define BOOST_TEST_MODULE packed_matmul
 #include <boost/test/unit_test.hpp>
 
@@ -45,8 +46,12 @@ void check(const Shape& s, WeightLayout layout, Epilogue epilogue, Kernel kernel
   std::vector<float> want(std::size_t(s.M * s.N), nan), got = want;
   if (epilogue == Epilogue::bias_residual) want = got = residual;
 
-  ops::Linear<cpu>::run<T>({x.data(), s.M, s.K}, {w.data(), rows, cols}, layout, b, epilogue,
-                           {want.data(), s.M, s.N});
+  // A bf16 projection's contract: x rounded to bf16 (the pairs VDPBF16PS takes), on every kernel.
+  std::vector<float> x_as_taken = x;
+  if constexpr (std::is_same_v<T, bfloat16>)
+    for (float& v : x_as_taken) v = static_cast<float>(bfloat16(v));
+  ops::Linear<cpu>::run<T>({x_as_taken.data(), s.M, s.K}, {w.data(), rows, cols}, layout, b,
+                           epilogue, {want.data(), s.M, s.N});
   const auto packed = ops::Linear<cpu>::prepare<T>(w, rows, cols, layout);
   ops::packed::matmul<T>({x.data(), s.M, s.K}, packed, b, epilogue, {got.data(), s.M, s.N}, kernel);
 
@@ -90,21 +95,37 @@ BOOST_AUTO_TEST_CASE(best_kernel_matches_eigen) {
   check_all<bfloat16>(Kernel::best);
 }
 
+BOOST_AUTO_TEST_CASE(avx512f_kernel_matches_eigen) {
+  // What CPUs with AVX-512F but not AVX512_BF16 run; the portable kernel where there is no AVX-512.
+  check_all<float>(Kernel::avx512f);
+  check_all<half>(Kernel::avx512f);
+  check_all<bfloat16>(Kernel::avx512f);
+}
+
 BOOST_AUTO_TEST_CASE(portable_kernel_matches_eigen) {
   check_all<float>(Kernel::portable);
   check_all<half>(Kernel::portable);
   check_all<bfloat16>(Kernel::portable);
 }
 
-BOOST_AUTO_TEST_CASE(packed_table_reads_back_every_element) {
-  // The embedding reads tokens out of the packed LM head: W(k, n) must be the stored value.
+template <class T>
+void check_reads_back() {
+  // The embedding reads tokens out of the packed LM head: W(k, n) must be the stored value. An odd
+  // C leaves half of bf16's last pair as padding.
   const std::int64_t V = 70, C = 9;
-  const std::vector<float> wte = random_values<float>(5, V * C);
-  const auto packed = ops::Linear<cpu>::prepare<float>(wte, V, C, WeightLayout::out_in);
+  const std::vector<T> wte = random_values<T>(5, V * C);
+  const auto packed = ops::Linear<cpu>::prepare<T>(wte, V, C, WeightLayout::out_in);
   BOOST_TEST(packed.in() == C);
   BOOST_TEST(packed.out() == V);
   for (std::int64_t t = 0; t < V; ++t)
-    for (std::int64_t c = 0; c < C; ++c) BOOST_TEST(packed(c, t) == wte[std::size_t(t * C + c)]);
+    for (std::int64_t c = 0; c < C; ++c)
+      BOOST_TEST(float(packed(c, t)) == float(wte[std::size_t(t * C + c)]));
+}
+
+BOOST_AUTO_TEST_CASE(packed_table_reads_back_every_element) {
+  check_reads_back<float>();
+  check_reads_back<half>();
+  check_reads_back<bfloat16>();
 }
 
 BOOST_AUTO_TEST_CASE(shapes_that_do_not_agree_are_refused_by_name) {

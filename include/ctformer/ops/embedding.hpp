@@ -23,9 +23,7 @@ struct Embedding<cpu> {
                   const packed::PackedMatrix<T>& wte,       // (C, V), packed
                   MatrixView<const T> wpe,                  // (P, C)
                   MatrixView<float> out) {                  // (N, C)
-    constexpr std::int64_t kPanel = packed::kPanel;
-    gather(tokens, positions, wpe, out, kPanel,
-           [&](std::int32_t t) { return wte.panel(t / kPanel) + t % kPanel; });
+    gather(tokens, positions, wpe, out, [&](std::int32_t t, std::int64_t c) { return wte(c, t); });
   }
 
   // From an unpacked (V, C) table: the reference for the CUDA kernel's tests.
@@ -35,21 +33,20 @@ struct Embedding<cpu> {
                   MatrixView<const T> wte,                  // (V, C)
                   MatrixView<const T> wpe,                  // (P, C)
                   MatrixView<float> out) {                  // (N, C)
-    gather(tokens, positions, wpe, out, 1, [&](std::int32_t t) { return wte.row(t); });
+    gather(tokens, positions, wpe, out,
+           [&](std::int32_t t, std::int64_t c) { return wte.row(t)[c]; });
   }
 
  private:
-  // out[i][c] = token(tokens[i])[c * stride] + wpe[positions[i]][c].
-  template <class T, class TokenStart>
+  // out[i][c] = token(tokens[i], c) + wpe[positions[i]][c].
+  template <class T, class Token>
   static void gather(std::span<const std::int32_t> tokens, std::span<const std::int32_t> positions,
-                     MatrixView<const T> wpe, MatrixView<float> out, std::int64_t stride,
-                     TokenStart token) {
+                     MatrixView<const T> wpe, MatrixView<float> out, Token token) {
     for (std::int64_t i = 0; i < out.rows; ++i) {
-      const T* t = token(tokens[i]);
       const T* position = wpe.row(positions[i]);
       float* y = out.row(i);
       for (std::int64_t c = 0; c < out.cols; ++c)
-        y[c] = static_cast<float>(t[c * stride]) + static_cast<float>(position[c]);
+        y[c] = static_cast<float>(token(tokens[i], c)) + static_cast<float>(position[c]);
     }
   }
 };

@@ -11,6 +11,13 @@
 // 2 * MR AVX-512 accumulators (MR = 12 uses 24 of the 32 registers, enough independent FMA chains
 // to hide the FMA latency on both pipes). A panel is K * 128 bytes in fp32 (384 KiB for GPT-2's
 // widest K, 3072), so it stays in L2 while every row tile of x runs over it.
+//
+// bf16 weights are stored in pairs of consecutive inputs: a 32-bit lane holds W[k][n] and
+// W[k+1][n], the operand layout of AVX512_BF16's VDPBF16PS, which multiplies such pairs by pairs of
+// x and adds both products to a float lane: twice an FMA's multiply-adds per instruction. So a bf16
+// projection takes its input x rounded to bf16 (as PyTorch's bf16 matmul does), on every CPU: the
+// AVX-512F kernel and the portable one round x the same way, and give the same results up to the
+// order of the sums.
 #pragma once
 
 #include <algorithm>
@@ -34,6 +41,7 @@
 #include <immintrin.h>
 #define CTFORMER_PACKED_AVX512 1
 #define CTFORMER_AVX512_TARGET [[gnu::target("avx512f")]]  // every instruction used is AVX512F
+#define CTFORMER_AVX512_BF16_TARGET [[gnu::target("avx512f,avx512bf16")]]
 #else
 #define CTFORMER_PACKED_AVX512 0
 #endif
@@ -45,6 +53,11 @@ namespace packed {
 inline constexpr std::int64_t kPanel = 32;  // columns per panel: two AVX-512 vectors of float
 inline constexpr int kMaxRows = 12;         // rows of x per register tile
 
+// How many consecutive inputs of one output share a 32-bit lane of the packing: 2 for bf16 (the
+// pairs VDPBF16PS takes), else 1.
+template <class T>
+inline constexpr int kInputsPerLane = std::is_same_v<T, Eigen::bfloat16> ? 2 : 1;
+
 // W (in, out) in panels, in its storage type T (float, Eigen::half or Eigen::bfloat16).
 template <class T>
 class PackedMatrix {
@@ -55,47 +68,80 @@ class PackedMatrix {
   PackedMatrix(MatrixView<const T> w, WeightLayout layout)
       : in_(layout == WeightLayout::in_out ? w.rows : w.cols),
         out_(layout == WeightLayout::in_out ? w.cols : w.rows),
+        depth_((in_ + kLane - 1) / kLane * kLane),
         panels_((out_ + kPanel - 1) / kPanel),
         data_(static_cast<T*>(::operator new (bytes(), std::align_val_t{64}))) {
     const std::int64_t K = in_, N = out_;
     CTFORMER_PARALLEL_FOR
     for (std::int64_t p = 0; p < panels_; ++p) {
-      T* panel = data_.get() + p * K * kPanel;
+      T* panel = data_.get() + p * depth_ * kPanel;
       for (std::int64_t j = 0; j < kPanel; ++j) {  // out_in reads rows of w, in_out strides
         const std::int64_t n = p * kPanel + j;
-        for (std::int64_t k = 0; k < K; ++k)
-          panel[k * kPanel + j] = n >= N                           ? T(0.0f)
-                                  : layout == WeightLayout::in_out ? w.data[k * N + n]
-                                                                   : w.data[n * K + k];
+        for (std::int64_t k = 0; k < depth_; ++k)
+          panel[offset(k, j)] = n >= N || k >= K                 ? T(0.0f)
+                                : layout == WeightLayout::in_out ? w.data[k * N + n]
+                                                                 : w.data[n * K + k];
       }
     }
   }
 
   std::int64_t in() const { return in_; }
   std::int64_t out() const { return out_; }
+  // Inputs as packed: in() rounded up to a whole lane, the padding zero.
+  std::int64_t depth() const { return depth_; }
   std::int64_t panels() const { return panels_; }
-  const T* panel(std::int64_t p) const { return data_.get() + p * in_ * kPanel; }
+  const T* panel(std::int64_t p) const { return data_.get() + p * depth_ * kPanel; }
   // W[k][n]: the weight from input k to output n (for the tied embedding: token n's k-th value).
   T operator()(std::int64_t k, std::int64_t n) const {
-    return panel(n / kPanel)[k * kPanel + n % kPanel];
+    return panel(n / kPanel)[offset(k, n % kPanel)];
   }
 
  private:
   struct AlignedDelete {
     void operator()(T* p) const { ::operator delete (p, std::align_val_t{64}); }
   };
-  std::size_t bytes() const { return std::size_t(panels_ * in_ * kPanel) * sizeof(T); }
+  static constexpr int kLane = kInputsPerLane<T>;
+  // Where W[k][p * kPanel + j] sits in panel p.
+  static std::int64_t offset(std::int64_t k, std::int64_t j) {
+    return (k / kLane * kPanel + j) * kLane + k % kLane;
+  }
+  std::size_t bytes() const { return std::size_t(panels_ * depth_ * kPanel) * sizeof(T); }
 
-  std::int64_t in_ = 0, out_ = 0, panels_ = 0;
+  std::int64_t in_ = 0, out_ = 0, depth_ = 0, panels_ = 0;
   std::unique_ptr<T, AlignedDelete> data_;
 };
 
+inline float round_to_bf16(float v) {
+  return static_cast<float>(Eigen::bfloat16(v));
+}
+
 // Rows [row, row + rows) of x, interleaved: element (r, k) at a[k * rows + r], so that the kernel
-// broadcasts consecutive floats.
-inline void pack_rows(MatrixView<const float> x, std::int64_t row, int rows, float* a) {
+// broadcasts consecutive floats; zero for k in [x.cols, depth). Rounded to bf16 for bf16 weights.
+template <class T>
+void pack_rows(MatrixView<const float> x, std::int64_t row, int rows, std::int64_t depth,
+               float* a) {
   for (int r = 0; r < rows; ++r) {
     const float* src = x.row(row + r);
-    for (std::int64_t k = 0; k < x.cols; ++k) a[k * rows + r] = src[k];
+    for (std::int64_t k = 0; k < depth; ++k) {
+      const float v = k < x.cols ? src[k] : 0.0f;
+      a[k * rows + r] = kInputsPerLane<T> == 2 ? round_to_bf16(v) : v;
+    }
+  }
+}
+
+// The same rows for VDPBF16PS: lane (r, i) holds x[r][2i] (low half) and x[r][2i + 1] (high half)
+// as bf16, at a[i * rows + r].
+inline void pack_row_pairs(MatrixView<const float> x, std::int64_t row, int rows,
+                           std::int64_t depth, std::uint32_t* a) {
+  auto bits = [](float v) {
+    return std::uint32_t(Eigen::numext::bit_cast<std::uint16_t>(Eigen::bfloat16(v)));
+  };
+  for (int r = 0; r < rows; ++r) {
+    const float* src = x.row(row + r);
+    for (std::int64_t k = 0; k < depth; k += 2) {
+      const std::uint32_t odd = k + 1 < x.cols ? bits(src[k + 1]) : 0;
+      a[k / 2 * rows + r] = bits(src[k]) | odd << 16;
+    }
   }
 }
 
@@ -121,23 +167,22 @@ inline bool cpu_has_avx512() {
   return has;
 }
 
-// 16 weights of one panel row as floats.
+inline bool cpu_has_avx512_bf16() {
+  static const bool has = cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
+  return has;
+}
+
+// 16 weights of one panel row as floats (float and half: one input per lane).
 template <class T>
 CTFORMER_AVX512_TARGET inline __m512 load16(const T* p) {
   if constexpr (std::is_same_v<T, float>) {
     return _mm512_load_ps(p);
-  } else if constexpr (std::is_same_v<T, Eigen::half>) {
-    return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p)));
   } else {
-    static_assert(std::is_same_v<T, Eigen::bfloat16>, "weights are float, half or bfloat16");
-    const __m512i wide =
-        _mm512_cvtepu16_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(p)));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));  // bf16 is the top half of a float
+    static_assert(std::is_same_v<T, Eigen::half>, "bf16 panels hold pairs: see tile()");
+    return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p)));
   }
 }
 
-// exp(x) for the GELU: 2^n * p(r) with x = n ln2 + r, |r| <= ln2/2, p of degree 6 (Cephes' expf
-// coefficients, error about 1 ulp). Out-of-range inputs saturate to 0 and +inf as expf does.
 CTFORMER_AVX512_TARGET inline __m512 exp16(__m512 x) {
   x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-103.0f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
@@ -162,24 +207,13 @@ CTFORMER_AVX512_TARGET inline __m512 gelu16(__m512 x) {
   return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
-// C[0:MR, 0:cols] (epilogue)= a (MR x K, interleaved) times one panel (K x 32). `bias` is 32 floats
-// (zeros past the matrix), `cols` <= 32 the columns of this panel inside the matrix.
-template <int MR, class T>
-CTFORMER_AVX512_TARGET void tile(std::int64_t K, const float* a, const T* b, const float* bias,
-                                 Epilogue epilogue, float* c, std::int64_t ldc, int cols) {
-  // MR is a compile-time constant, so the compilers unroll the row loops completely and keep acc in
-  // registers (checked: a `#pragma GCC unroll` made no difference, and nvcc's front end rejects
-  // it).
-  __m512 acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-  for (std::int64_t k = 0; k < K; ++k, a += MR, b += kPanel) {
-    const __m512 b0 = load16(b), b1 = load16(b + 16);
-    for (int r = 0; r < MR; ++r) {
-      const __m512 ar = _mm512_set1_ps(a[r]);
-      acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
-    }
-  }
+// C[0:MR, 0:cols] (epilogue)= acc + bias. `bias` is 32 floats (zeros past the matrix), `cols` <= 32
+// the columns of this panel inside the matrix.
+template <int MR>
+CTFORMER_AVX512_TARGET [[gnu::always_inline]] inline void store(__m512 (&acc)[MR][2],
+                                                                const float* bias,
+                                                                Epilogue epilogue, float* c,
+                                                                std::int64_t ldc, int cols) {
   const __mmask16 m0 = cols >= 16 ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
   const __mmask16 m1 = cols >= 32   ? __mmask16(0xffff)
                        : cols <= 16 ? 0
@@ -204,11 +238,78 @@ CTFORMER_AVX512_TARGET void tile(std::int64_t K, const float* a, const T* b, con
   }
 }
 
-template <class T, int... MR>
-CTFORMER_AVX512_TARGET void tile_of(int rows, std::int64_t K, const float* a, const T* b,
+// C[0:MR, 0:cols] (epilogue)= a (MR x depth floats, interleaved) times one panel (depth x 32).
+template <int MR, class T>
+CTFORMER_AVX512_TARGET void tile(std::int64_t depth, const float* a, const T* b, const float* bias,
+                                 Epilogue epilogue, float* c, std::int64_t ldc, int cols) {
+  // MR is a compile-time constant, so the compilers unroll the row loops completely and keep acc in
+  // registers (checked: a `#pragma GCC unroll` made no difference, and nvcc's front end rejects
+  // it).
+  __m512 acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  if constexpr (kInputsPerLane<T> == 1) {
+    for (std::int64_t k = 0; k < depth; ++k, a += MR, b += kPanel) {
+      const __m512 b0 = load16(b), b1 = load16(b + 16);
+      for (int r = 0; r < MR; ++r) {
+        const __m512 ar = _mm512_set1_ps(a[r]);
+        acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+      }
+    }
+  } else {
+    // bf16 pairs without VDPBF16PS: a bf16 is the top half of a float, so the even input's weights
+    // are the lanes shifted up by 16 bits and the odd input's the lanes with the low half cleared.
+    const __m512i high = _mm512_set1_epi32(int(0xffff0000u));
+    for (std::int64_t k = 0; k < depth; k += 2, a += 2 * MR, b += 2 * kPanel) {
+      const __m512i p0 = _mm512_load_si512(b), p1 = _mm512_load_si512(b + 32);
+      const __m512 even0 = _mm512_castsi512_ps(_mm512_slli_epi32(p0, 16));
+      const __m512 even1 = _mm512_castsi512_ps(_mm512_slli_epi32(p1, 16));
+      const __m512 odd0 = _mm512_castsi512_ps(_mm512_and_si512(p0, high));
+      const __m512 odd1 = _mm512_castsi512_ps(_mm512_and_si512(p1, high));
+      for (int r = 0; r < MR; ++r) {
+        const __m512 ar = _mm512_set1_ps(a[r]);
+        acc[r][0] = _mm512_fmadd_ps(ar, even0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(ar, even1, acc[r][1]);
+      }
+      for (int r = 0; r < MR; ++r) {
+        const __m512 ar = _mm512_set1_ps(a[MR + r]);
+        acc[r][0] = _mm512_fmadd_ps(ar, odd0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(ar, odd1, acc[r][1]);
+      }
+    }
+  }
+  store<MR>(acc, bias, epilogue, c, ldc, cols);
+}
+
+// The same for bf16 on CPUs with AVX512_BF16: a holds pairs of x (pack_row_pairs), and each
+// VDPBF16PS adds two inputs' products.
+template <int MR>
+CTFORMER_AVX512_BF16_TARGET void tile_pairs(std::int64_t depth, const std::uint32_t* a,
+                                            const Eigen::bfloat16* b, const float* bias,
+                                            Epilogue epilogue, float* c, std::int64_t ldc,
+                                            int cols) {
+  __m512 acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (std::int64_t k = 0; k < depth; k += 2, a += MR, b += 2 * kPanel) {
+    const __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 32);
+    for (int r = 0; r < MR; ++r) {
+      const __m512bh ar = (__m512bh)_mm512_set1_epi32(int(a[r]));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], ar, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], ar, b1);
+    }
+  }
+  store<MR>(acc, bias, epilogue, c, ldc, cols);
+}
+
+// tile<rows> or tile_pairs<rows> for a run-time `rows` in [1, kMaxRows].
+template <class T, bool kPairs, class A, int... MR>
+CTFORMER_AVX512_TARGET void tile_of(int rows, std::int64_t depth, const A* a, const T* b,
                                     const float* bias, Epilogue e, float* c, std::int64_t ldc,
                                     int cols, std::integer_sequence<int, MR...>) {
-  ((rows == MR + 1 ? tile<MR + 1, T>(K, a, b, bias, e, c, ldc, cols) : void()), ...);
+  if constexpr (kPairs)
+    ((rows == MR + 1 ? tile_pairs<MR + 1>(depth, a, b, bias, e, c, ldc, cols) : void()), ...);
+  else
+    ((rows == MR + 1 ? tile<MR + 1, T>(depth, a, b, bias, e, c, ldc, cols) : void()), ...);
 }
 
 #pragma GCC diagnostic pop
@@ -223,68 +324,97 @@ void panel_bias(std::span<const T> bias, std::int64_t p, std::int64_t N, float* 
   }
 }
 
-// Which kernel runs: the fastest this CPU supports, or the portable one (for tests).
-enum class Kernel { best, portable };
+// Which kernel runs: the fastest this CPU supports; AVX-512F alone, as CPUs without AVX512_BF16 run
+// bf16 (the portable kernel on CPUs without AVX-512F); or the portable one. The last two are for
+// tests.
+enum class Kernel { best, avx512f, portable };
 
 // The kernel `best` means on this CPU, for messages and benchmarks.
 inline const char* best_kernel_name() {
 #if CTFORMER_PACKED_AVX512
+  if (cpu_has_avx512_bf16()) return "avx512 12x32 packed, bf16 by avx512_bf16";
   if (cpu_has_avx512()) return "avx512 12x32 packed";
 #endif
   return "portable (Eigen per panel)";
 }
 
-// out (M, N) (epilogue)= x (M, K) W (K, N) + bias. Parallel over panels of W (OpenMP when the
-// translation unit is built with it).
+// out (M, N) (epilogue)= x (M, K) W (K, N) + bias, x rounded to bf16 when W is bf16. Parallel over
+// panels of W (OpenMP when the translation unit is built with it).
 template <class T>
 void matmul(MatrixView<const float> x, const PackedMatrix<T>& w, std::span<const T> bias,
             Epilogue epilogue, MatrixView<float> out, Kernel kernel = Kernel::best) {
   const std::int64_t M = x.rows, K = w.in(), N = w.out(), panels = w.panels();
+  const std::int64_t depth = w.depth();
 #if CTFORMER_PACKED_AVX512
-  if (kernel == Kernel::best && cpu_has_avx512()) {
+  if (kernel != Kernel::portable && cpu_has_avx512()) {
     // x once, in row tiles of near-equal height, interleaved, shared by every thread. Equal tiles
     // (64 rows: 6 tiles of 10 or 11, not 5 of 12 and one of 4) keep every tile's FMA chains full.
     const std::int64_t tiles = (M + kMaxRows - 1) / kMaxRows;
     auto tile_start = [M, tiles](std::int64_t t) { return t * M / tiles; };
-    thread_local std::vector<float> packed_x;
-    packed_x.resize(std::size_t(M * K));
-    for (std::int64_t t = 0; t < tiles; ++t)
-      pack_rows(x, tile_start(t), int(tile_start(t + 1) - tile_start(t)),
-                packed_x.data() + tile_start(t) * K);
-    const float* a = packed_x.data();
-    CTFORMER_PARALLEL_FOR
-    for (std::int64_t p = 0; p < panels; ++p) {
-      alignas(64) float b[kPanel];
-      panel_bias(bias, p, N, b);
-      const int cols = int(std::min<std::int64_t>(kPanel, N - p * kPanel));
-      for (std::int64_t t = 0; t < tiles; ++t) {
-        const std::int64_t row = tile_start(t);
-        const int rows = int(tile_start(t + 1) - row);
-        tile_of<T>(rows, K, a + row * K, w.panel(p), b, epilogue, out.row(row) + p * kPanel,
-                   out.cols, cols, std::make_integer_sequence<int, kMaxRows>{});
+    auto run = [&]<bool kPairs>(const auto* a) {
+      CTFORMER_PARALLEL_FOR
+      for (std::int64_t p = 0; p < panels; ++p) {
+        alignas(64) float b[kPanel];
+        panel_bias(bias, p, N, b);
+        const int cols = int(std::min<std::int64_t>(kPanel, N - p * kPanel));
+        for (std::int64_t t = 0; t < tiles; ++t) {
+          const std::int64_t row = tile_start(t);
+          const int rows = int(tile_start(t + 1) - row);
+          tile_of<T, kPairs>(rows, depth, a + row * depth / (kPairs ? 2 : 1), w.panel(p), b,
+                             epilogue, out.row(row) + p * kPanel, out.cols, cols,
+                             std::make_integer_sequence<int, kMaxRows>{});
+        }
+      }
+    };
+    if constexpr (kInputsPerLane<T> == 2) {
+      if (kernel == Kernel::best && cpu_has_avx512_bf16()) {
+        thread_local std::vector<std::uint32_t> pairs;
+        pairs.resize(std::size_t(M * depth / 2));
+        for (std::int64_t t = 0; t < tiles; ++t)
+          pack_row_pairs(x, tile_start(t), int(tile_start(t + 1) - tile_start(t)), depth,
+                         pairs.data() + tile_start(t) * depth / 2);
+        return run.template operator()<true>(pairs.data());
       }
     }
-    return;
+    thread_local std::vector<float> packed_x;
+    packed_x.resize(std::size_t(M * depth));
+    for (std::int64_t t = 0; t < tiles; ++t)
+      pack_rows<T>(x, tile_start(t), int(tile_start(t + 1) - tile_start(t)), depth,
+                   packed_x.data() + tile_start(t) * depth);
+    return run.template operator()<false>(packed_x.data());
   }
 #else
   (void)kernel;
 #endif
-  // Portable path: Eigen's product of x with each panel, written straight into out's columns.
+  // Portable path: Eigen's product of x with each panel, written straight into out's columns. bf16
+  // panels are unpacked from their pairs first, and x rounded as the AVX-512 kernels round it.
   using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Stride = Eigen::OuterStride<>;
-  const Eigen::Map<const RowMajor> X(x.data, M, K);
+  constexpr bool kBf16 = kInputsPerLane<T> == 2;
+  RowMajor rounded;
+  if constexpr (kBf16)
+    rounded = Eigen::Map<const RowMajor>(x.data, M, K).unaryExpr([](float v) {
+      return round_to_bf16(v);
+    });
+  const Eigen::Map<const RowMajor> X(kBf16 ? rounded.data() : x.data, M, K);
   CTFORMER_PARALLEL_FOR
   for (std::int64_t p = 0; p < panels; ++p) {
     const std::int64_t cols = std::min<std::int64_t>(kPanel, N - p * kPanel);
-    const Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
-                     Stride>
-        W(w.panel(p), K, cols, Stride(kPanel));
     Eigen::Map<RowMajor, 0, Stride> Y(out.data + p * kPanel, M, cols, Stride(out.cols));
     auto product = [&] {
-      if constexpr (std::is_same_v<T, float>)
-        return X * W;
-      else
-        return X * W.template cast<float>();
+      using Panel = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+      if constexpr (std::is_same_v<T, float>) {
+        return X * Eigen::Map<const Panel, 0, Stride>(w.panel(p), K, cols, Stride(kPanel));
+      } else if constexpr (!kBf16) {
+        return X * Eigen::Map<const Panel, 0, Stride>(w.panel(p), K, cols, Stride(kPanel))
+                       .template cast<float>();
+      } else {
+        RowMajor W(K, cols);
+        for (std::int64_t k = 0; k < K; ++k)
+          for (std::int64_t j = 0; j < cols; ++j)
+            W(k, j) = static_cast<float>(w(k, p * kPanel + j));
+        return RowMajor(X * W);
+      }
     };
     if (epilogue == Epilogue::bias_residual)
       Y.noalias() += product();
