@@ -129,22 +129,6 @@ void pack_rows(MatrixView<const float> x, std::int64_t row, int rows, std::int64
   }
 }
 
-// The same rows for VDPBF16PS: lane (r, i) holds x[r][2i] (low half) and x[r][2i + 1] (high half)
-// as bf16, at a[i * rows + r].
-inline void pack_row_pairs(MatrixView<const float> x, std::int64_t row, int rows,
-                           std::int64_t depth, std::uint32_t* a) {
-  auto bits = [](float v) {
-    return std::uint32_t(Eigen::numext::bit_cast<std::uint16_t>(Eigen::bfloat16(v)));
-  };
-  for (int r = 0; r < rows; ++r) {
-    const float* src = x.row(row + r);
-    for (std::int64_t k = 0; k < depth; k += 2) {
-      const std::uint32_t odd = k + 1 < x.cols ? bits(src[k + 1]) : 0;
-      a[k / 2 * rows + r] = bits(src[k]) | odd << 16;
-    }
-  }
-}
-
 // GPT-2's "gelu_new" (the tanh approximation), written as x * sigmoid(2u), u = sqrt(2/pi)(x +
 // 0.044715 x^3), which is the same function: 0.5 (1 + tanh u) = 1 / (1 + exp(-2u)).
 inline float gelu_tanh(float x) {
@@ -279,6 +263,30 @@ CTFORMER_AVX512_TARGET void tile(std::int64_t depth, const float* a, const T* b,
     }
   }
   store<MR>(acc, bias, epilogue, c, ldc, cols);
+}
+
+// Rows [row, row + rows) of x for tile_pairs: lane (r, i) holds x[r][2i] (low half) and
+// x[r][2i + 1] (high half) rounded to bf16, at a[i * rows + r]. VCVTNE2PS2BF16 rounds to nearest
+// even, as Eigen::bfloat16 does for pack_rows (denormals, which it flushes, VDPBF16PS flushes too).
+CTFORMER_AVX512_BF16_TARGET inline void pack_row_pairs(MatrixView<const float> x, std::int64_t row,
+                                                       int rows, std::int64_t depth,
+                                                       std::uint32_t* a) {
+  for (int r = 0; r < rows; ++r) {
+    const float* src = x.row(row + r);
+    for (std::int64_t k = 0; k < depth; k += 32) {  // 32 inputs, 16 lanes
+      const std::int64_t n = std::min<std::int64_t>(32, x.cols - k);
+      const __mmask16 low = n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+      const __mmask16 high = n >= 32   ? __mmask16(0xffff)
+                             : n <= 16 ? 0
+                                       : __mmask16((1u << (n - 16)) - 1);
+      alignas(64) std::uint32_t lanes[16];
+      _mm512_store_si512(lanes,
+                         (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(high, src + k + 16),
+                                                      _mm512_maskz_loadu_ps(low, src + k)));
+      for (std::int64_t i = 0; i < 16 && k + 2 * i < depth; ++i)
+        a[(k / 2 + i) * rows + r] = lanes[i];
+    }
+  }
 }
 
 // The same for bf16 on CPUs with AVX512_BF16: a holds pairs of x (pack_row_pairs), and each
