@@ -21,9 +21,10 @@ struct cpu {
   template <class T>
   using buffer = std::vector<T>;
 
-  // Activations and the KV cache are float on the CPU: weights stored as fp16/bf16 are widened as
-  // they are used, so that this backend is the fp32-accumulating reference for the GPU's
-  // precisions.
+  // Activations and the KV cache are float on the CPU, and every sum is accumulated in float: fp16
+  // weights are widened as they are used, and bf16 projections multiply bf16 weights by their input
+  // rounded to bf16 (ops/packed_matmul.hpp), so that this backend is the fp32-accumulating
+  // reference for the GPU's precisions.
   template <class T>
   using activation = float;
 
