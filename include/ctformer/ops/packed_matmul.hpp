@@ -167,6 +167,8 @@ CTFORMER_AVX512_TARGET inline __m512 load16(const T* p) {
   }
 }
 
+// exp(x) for the GELU: 2^n * p(r) with x = n ln2 + r, |r| <= ln2/2, p of degree 6 (Cephes' expf
+// coefficients, error about 1 ulp). Out-of-range inputs saturate to 0 and +inf as expf does.
 CTFORMER_AVX512_TARGET inline __m512 exp16(__m512 x) {
   x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-103.0f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
