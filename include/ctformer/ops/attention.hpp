@@ -25,6 +25,13 @@ inline std::int64_t cache_row(const SequenceSlice& s, std::int64_t position,
   return std::int64_t(s.block_table[position / block_size]) * block_size + position % block_size;
 }
 
+// Asks for the n floats at p ahead of their use. A decode step reads each cached row once, and a
+// row (C floats, 3 KiB for GPT-2) spans a 4 KiB page boundary, where the hardware prefetchers
+// stop: without this, attention waited on the first lines of each row.
+inline void prefetch(const float* p, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; i += 64 / sizeof(float)) __builtin_prefetch(p + i);
+}
+
 // a . b in 16 independent lanes: the compiler vectorises it without reassociating one sum (an
 // Eigen dot on a dynamic-size map was 12% of a decode step for 0.4% of its FLOPs).
 inline float dot(const float* a, const float* b, std::int64_t n) {
@@ -126,6 +133,7 @@ struct PagedAttention<cpu> {
         std::fill_n(y, C, 0.0f);
         for (std::int64_t t = 0; t < visible; ++t) {
           const float* v = cache.values.row(cache_row(s, t, cache.block_size));
+          if (t + 1 < visible) prefetch(cache.values.row(cache_row(s, t + 1, cache.block_size)), C);
           for (std::int64_t h = 0; h < n_head; ++h) {
             const float p = scores[h * length + t];
             for (std::int64_t d = h * D; d < (h + 1) * D; ++d) y[d] += p * v[d];
@@ -147,6 +155,8 @@ struct PagedAttention<cpu> {
     const std::int64_t D = cache.keys.cols / n_head;
     for (std::int64_t t = 0; t < length; ++t) {
       const float* k = cache.keys.row(cache_row(s, t, cache.block_size));
+      if (t + 1 < length)
+        prefetch(cache.keys.row(cache_row(s, t + 1, cache.block_size)), cache.keys.cols);
       for (std::int64_t h = 0; h < n_head; ++h)
         scores[h * length + t] = dot(q + h * D, k + h * D, D) * scale;
     }
