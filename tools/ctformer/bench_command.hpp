@@ -36,7 +36,7 @@ inline constexpr const char* kBenchUsage =
     "  --prompts F          the prompts of file F instead, one per line\n"
     "  --max-length N       prompt + generated tokens per request (default 50)\n"
     "  --batch-size N       sequences decoded together (default 64)\n"
-    "  --dtype D            weight storage: fp32 (default), fp16 or bf16; cpu computes in fp32\n"
+    "  --dtype D            weights in fp32 (default), fp16 or bf16 (see docs/precision.md)\n"
     "  --device D           cpu (default), or cuda (a CUDA build of ctformer and a GPU)\n"
     "  --json               print one JSON object (docs/cli.md) instead of the text summary\n"
     "A progress bar is drawn on stderr when it is a terminal.";

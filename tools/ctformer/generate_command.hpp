@@ -37,7 +37,7 @@ inline constexpr const char* kGenerateUsage =
     "  --seed S             the random seed of every prompt (reproducible samples)\n"
     "  --stop TEXT          stop when the text contains TEXT (repeatable; kept in the text)\n"
     "  --batch-size N       sequences decoded together (default 64)\n"
-    "  --dtype D            weight storage: fp32 (default), fp16 or bf16; cpu computes in fp32\n"
+    "  --dtype D            weights in fp32 (default), fp16 or bf16 (see docs/precision.md)\n"
     "  --device D           cpu (default), or cuda (a CUDA build of ctformer and a GPU)\n"
     "  --json               print a JSON array, one object per prompt (docs/cli.md)";
 
