@@ -364,7 +364,7 @@ void matmul(MatrixView<const float> x, const PackedMatrix<T>& w, std::span<const
     const std::int64_t tiles = (M + kMaxRows - 1) / kMaxRows;
     auto tile_start = [M, tiles](std::int64_t t) { return t * M / tiles; };
     auto run = [&]<bool kPairs, class A>(A* a, auto pack) {
-      const std::int64_t lanes = depth / (kPairs ? 2 : 1);  // of a row of a
+      const std::int64_t lanes = depth / (kPairs ? 2 : 1);  // elements of a per row of x
       CTFORMER_PARALLEL {
         CTFORMER_FOR
         for (std::int64_t t = 0; t < tiles; ++t)
