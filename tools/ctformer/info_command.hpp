@@ -209,7 +209,8 @@ inline int info_main(int argc, char** argv) {
       static_cast<long long>(c.n_positions), bytes(kv_per_token_values * 2).c_str());
   std::printf(
       "cpu backend   built: projections by the %s kernel, Eigen %d.%d.%d (%s), %d thread%s; "
-      "weights fp32/fp16/bf16, compute fp32; attention for any head size\n",
+      "weights fp32/fp16/bf16, sums in fp32 (a bf16 model rounds projection inputs to bf16); "
+      "attention for any head size\n",
       ops::packed::best_kernel_name(), EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION,
       EIGEN_MINOR_VERSION, simd.c_str(), threads, threads == 1 ? "" : "s");
   std::printf("cuda backend  %s (%s)\n", cuda.built ? "built" : "not built into this binary",

@@ -342,7 +342,7 @@ enum class Kernel { best, avx512f, portable };
 // The kernel `best` means on this CPU, for messages and benchmarks.
 inline const char* best_kernel_name() {
 #if CTFORMER_PACKED_AVX512
-  if (cpu_has_avx512_bf16()) return "avx512 12x32 packed, bf16 by avx512_bf16";
+  if (cpu_has_avx512_bf16()) return "avx512 (+bf16) 12x32 packed";
   if (cpu_has_avx512()) return "avx512 12x32 packed";
 #endif
   return "portable (Eigen per panel)";
