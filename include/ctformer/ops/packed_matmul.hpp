@@ -193,6 +193,12 @@ CTFORMER_AVX512_TARGET inline __m512 gelu16(__m512 x) {
   return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
+// The mask of a 16-lane vector's first n lanes (none for n <= 0, all for n >= 16): with n and n -
+// 16, the two halves of 32 columns or inputs of which n are inside the matrix.
+inline __mmask16 first_lanes(std::int64_t n) {
+  return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
 // C[0:MR, 0:cols] (epilogue)= acc + bias. `bias` is 32 floats (zeros past the matrix), `cols` <= 32
 // the columns of this panel inside the matrix.
 template <int MR>
@@ -200,10 +206,7 @@ CTFORMER_AVX512_TARGET [[gnu::always_inline]] inline void store(__m512 (&acc)[MR
                                                                 const float* bias,
                                                                 Epilogue epilogue, float* c,
                                                                 std::int64_t ldc, int cols) {
-  const __mmask16 m0 = cols >= 16 ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
-  const __mmask16 m1 = cols >= 32   ? __mmask16(0xffff)
-                       : cols <= 16 ? 0
-                                    : __mmask16((1u << (cols - 16)) - 1);
+  const __mmask16 m0 = first_lanes(cols), m1 = first_lanes(cols - 16);
   const __m512 bias0 = _mm512_loadu_ps(bias), bias1 = _mm512_loadu_ps(bias + 16);
   for (int r = 0; r < MR; ++r) {
     float* row = c + r * ldc;
@@ -277,10 +280,7 @@ CTFORMER_AVX512_BF16_TARGET inline void pack_row_pairs(MatrixView<const float> x
     const float* src = x.row(row + r);
     for (std::int64_t k = 0; k < depth; k += 32) {  // 32 inputs, 16 lanes
       const std::int64_t n = std::min<std::int64_t>(32, x.cols - k);
-      const __mmask16 low = n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
-      const __mmask16 high = n >= 32   ? __mmask16(0xffff)
-                             : n <= 16 ? 0
-                                       : __mmask16((1u << (n - 16)) - 1);
+      const __mmask16 low = first_lanes(n), high = first_lanes(n - 16);
       alignas(64) std::uint32_t lanes[16];
       _mm512_store_si512(lanes,
                          (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(high, src + k + 16),
