@@ -2,6 +2,7 @@
 #define BOOST_TEST_MODULE cli_generate
 #include <boost/test/unit_test.hpp>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -116,4 +117,9 @@ BOOST_AUTO_TEST_CASE(runtime_errors_exit_1_with_one_clear_sentence) {
   expect(
       "generate " + test::TinyFullVocabModel::shared().arg() + " --file /nonexistent/prompts.txt",
       "", {"/nonexistent/prompts.txt"});
+  // A projection kernel that does not exist is refused by name, with the ones this CPU runs.
+  ::setenv("CTFORMER_CPU_KERNEL", "avx9000", 1);
+  expect("generate " + test::TinyFullVocabModel::shared().arg() + " --prompt hi", "",
+         {"CTFORMER_CPU_KERNEL=avx9000", "avx512_bf16, avx512, avx2, portable", "portable)"});
+  ::unsetenv("CTFORMER_CPU_KERNEL");
 }

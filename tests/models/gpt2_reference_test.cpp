@@ -1,10 +1,14 @@
 // GPT2<cpu, T> against Hugging Face transformers (tests/data, made by tools/make_reference.py).
 // Greedy generation against transformers' generate is in tests/generation/generator_test.cpp.
+// CTest runs it once more for each projection kernel but the best (CTFORMER_CPU_KERNEL, see
+// tests/models/CMakeLists.txt); a kernel this CPU cannot run is SKIPPED.
 #define BOOST_TEST_MODULE gpt2_reference
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -16,6 +20,22 @@ using namespace ctformer;
 using test::Reference;
 
 namespace {
+
+struct ProjectionKernel {
+  ProjectionKernel() {
+    const char* name = std::getenv("CTFORMER_CPU_KERNEL");
+    for (const auto kernel : ops::packed::kKernels)
+      if (name && name == std::string(ops::packed::kernel_name(kernel)) &&
+          !ops::packed::cpu_runs(kernel)) {
+        std::printf("SKIPPED: this CPU cannot run the %s projection kernel\n", name);
+        std::fflush(stdout);
+        std::_Exit(77);  // CTest's SKIP_RETURN_CODE
+      }
+    // Any other name is a ConfigError here, so that a misspelt kernel fails.
+    std::printf("projection kernel: %s\n", ops::packed::best_kernel_name());
+  }
+};
+BOOST_TEST_GLOBAL_FIXTURE(ProjectionKernel);
 
 template <class T>
 struct Loaded {
@@ -130,9 +150,9 @@ BOOST_AUTO_TEST_CASE(padded_decode_steps_give_the_logits_of_unpadded_ones) {
 
 // Weights stored in fp16 / bf16, computed in fp32: rounding each weight costs a relative 2^-11
 // (fp16) or 2^-8 (bf16), and bf16 projections also take their input rounded to bf16 (the pairs of
-// AVX512_BF16). Measured worst cases over the three fixtures: 1.0e-3 (fp16) and 9.1e-3 (bf16; 7.9e-3
-// with the input unrounded); the bounds leave a 2.5x margin (run with --log_level=message to see
-// the figures).
+// AVX512_BF16). Measured worst cases over the three fixtures: 1.0e-3 (fp16) and 9.1e-3
+// (bf16; 7.9e-3 with the input unrounded); the bounds leave a 2.5x margin (run with
+// --log_level=message to see the figures).
 BOOST_AUTO_TEST_CASE(fp16_and_bf16_storage_stay_close_to_fp32) {
   auto check = [](auto tag, const char* dtype, double tolerance) {
     using T = decltype(tag);

@@ -64,15 +64,17 @@ void check(const Shape& s, WeightLayout layout, Epilogue epilogue, Kernel kernel
   for (std::size_t i = 0; i < want.size(); ++i) {
     const float err = std::abs(got[i] - want[i]) / (1.0f + std::abs(want[i]));
     if (!(err <= tolerance)) {  // catches NaN
-      BOOST_ERROR("M " << s.M << " K " << s.K << " N " << s.N << " element " << i << ": packed "
-                       << got[i] << ", Eigen " << want[i]);
+      BOOST_ERROR(ops::packed::kernel_name(kernel)
+                  << " kernel, M " << s.M << " K " << s.K << " N " << s.N << " element " << i
+                  << ": packed " << got[i] << ", Eigen " << want[i]);
       return;
     }
     worst = std::max(worst, err);
   }
   BOOST_TEST(worst <= tolerance);
-  BOOST_TEST_MESSAGE("M " << s.M << " K " << s.K << " N " << s.N << ": worst " << worst
-                          << " (bound " << tolerance << ")");
+  BOOST_TEST_MESSAGE(ops::packed::kernel_name(kernel)
+                     << ", M " << s.M << " K " << s.K << " N " << s.N << ": worst " << worst
+                     << " (bound " << tolerance << ")");
 }
 
 template <class T>
@@ -88,24 +90,20 @@ void check_all(Kernel kernel) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(best_kernel_matches_eigen) {
-  BOOST_TEST_MESSAGE("kernel: " << ops::packed::best_kernel_name());
-  check_all<float>(Kernel::best);
-  check_all<half>(Kernel::best);
-  check_all<bfloat16>(Kernel::best);
-}
-
-BOOST_AUTO_TEST_CASE(avx512f_kernel_matches_eigen) {
-  // What CPUs with AVX-512F but not AVX512_BF16 run; the portable kernel where there is no AVX-512.
-  check_all<float>(Kernel::avx512f);
-  check_all<half>(Kernel::avx512f);
-  check_all<bfloat16>(Kernel::avx512f);
-}
-
-BOOST_AUTO_TEST_CASE(portable_kernel_matches_eigen) {
-  check_all<float>(Kernel::portable);
-  check_all<half>(Kernel::portable);
-  check_all<bfloat16>(Kernel::portable);
+BOOST_AUTO_TEST_CASE(every_kernel_this_cpu_runs_matches_eigen) {
+  // avx512_bf16 is the kernel CPUs with AVX512_BF16 run; avx512 is what CPUs with AVX-512F alone
+  // run (bf16 by FMAs), avx2 what CPUs without AVX-512 run. This CPU runs them all if it can.
+  BOOST_TEST_MESSAGE("best kernel here: " << ops::packed::best_kernel_name());
+  for (const Kernel kernel : ops::packed::kKernels) {
+    if (!ops::packed::cpu_runs(kernel)) {
+      BOOST_TEST_MESSAGE("kernel " << ops::packed::kernel_name(kernel)
+                                   << ": not checked, this CPU lacks its instructions");
+      continue;
+    }
+    check_all<float>(kernel);
+    check_all<half>(kernel);
+    check_all<bfloat16>(kernel);
+  }
 }
 
 template <class T>
