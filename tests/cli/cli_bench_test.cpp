@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ctformer/ops/packed_matmul.hpp"
 #include "support/random_gpt2.hpp"
 #include "support/run_cli.hpp"
 #include "support/test_support.hpp"
@@ -61,7 +63,7 @@ BOOST_AUTO_TEST_CASE(json_counts_match_generate_on_the_same_prompts) {
   for (const char* key :
        {"requests", "prompt_tokens", "generated_tokens", "seconds", "tokens_per_second",
         "ttft_ms_p50", "ttft_ms_p99", "itl_ms_p50", "itl_ms_p99", "peak_memory_bytes", "device",
-        "dtype", "batch_size", "max_length", "workload", "model"})
+        "dtype", "cpu_kernel", "batch_size", "max_length", "workload", "model"})
     BOOST_TEST(j.contains(key), key);
 
   const auto g = run_cli("generate " + test::TinyFullVocabModel::shared().arg() + " --file " +
@@ -88,6 +90,7 @@ BOOST_AUTO_TEST_CASE(json_counts_match_generate_on_the_same_prompts) {
   BOOST_TEST(j["itl_ms_p50"].get<double>() <= j["itl_ms_p99"].get<double>());
   BOOST_TEST(j["peak_memory_bytes"].get<std::int64_t>() > 1 << 20);
   BOOST_TEST(j["device"].get<std::string>() == "cpu");
+  BOOST_TEST(j["cpu_kernel"].get<std::string>() == ctformer::ops::packed::best_kernel_name());
   BOOST_TEST(j["dtype"].get<std::string>() == "fp32");
   BOOST_TEST(j["batch_size"].get<int>() == 3);
   BOOST_TEST(j["max_length"].get<int>() == 20);
@@ -100,9 +103,16 @@ BOOST_AUTO_TEST_CASE(text_summary_and_other_dtypes) {
                          file.arg() + " --max-length 12");
   BOOST_REQUIRE_EQUAL(r.status, 0);
   for (const char* part :
-       {"4 prompts", "max_length 12", "fp32 weights, cpu", "time", "prompt tokens",
+       {"4 prompts", "max_length 12", "fp32 weights, cpu (", " kernel)", "time", "prompt tokens",
         "generated tokens", "tokens/s", "ttft", "inter-token", "peak memory"})
     BOOST_TEST(contains(r.out, part), part << " in: " << r.out);
+  // CTFORMER_CPU_KERNEL picks the kernel, and the report names the one that ran.
+  ::setenv("CTFORMER_CPU_KERNEL", "portable", 1);
+  const auto portable = run_cli("bench " + test::TinyFullVocabModel::shared().arg() +
+                                " --prompts " + file.arg() + " --json --max-length 12");
+  ::unsetenv("CTFORMER_CPU_KERNEL");
+  BOOST_REQUIRE_EQUAL(portable.status, 0);
+  BOOST_TEST(nlohmann::json::parse(portable.out)["cpu_kernel"].get<std::string>() == "portable");
   for (const char* dtype : {"fp16", "bf16"}) {
     const auto b = run_cli("bench " + test::TinyFullVocabModel::shared().arg() + " --prompts " +
                            file.arg() + " --json --max-length 12 --dtype " + dtype);

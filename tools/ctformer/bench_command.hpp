@@ -129,11 +129,15 @@ inline int bench_main(int argc, char** argv) {
     }
     const WorkloadSummary& s = run.summary;
     const std::string workload_name = prompt_file ? "prompts" : "seed";
+    // Which projection kernel ran, on the CPU: results differ by it (docs/performance.md).
+    const nlohmann::json cpu_kernel =
+        device_name == "cpu" ? nlohmann::json(ops::packed::best_kernel_name()) : nullptr;
     if (json) {
       const nlohmann::json out = {{"model", model_path.string()},
                                   {"workload", workload_name},
                                   {"device", device_name},
                                   {"dtype", dtype_name},
+                                  {"cpu_kernel", cpu_kernel},
                                   {"batch_size", options.max_batch},
                                   {"max_length", params.max_length},
                                   {"requests", s.requests},
@@ -150,10 +154,12 @@ inline int bench_main(int argc, char** argv) {
       std::cout << out.dump(2) << '\n';
       return 0;
     }
+    const std::string device =
+        cpu_kernel.is_null() ? device_name : "cpu (" + cpu_kernel.get<std::string>() + " kernel)";
     std::printf("%s: %zu prompts, greedy, max_length %lld, batch %lld, %s weights, %s\n",
                 prompt_file ? ("prompts of " + *prompt_file).c_str() : "seed workload", s.requests,
                 static_cast<long long>(params.max_length),
-                static_cast<long long>(options.max_batch), dtype_name.c_str(), device_name.c_str());
+                static_cast<long long>(options.max_batch), dtype_name.c_str(), device.c_str());
     std::printf("time              %.2f s\n", s.seconds);
     std::printf("prompt tokens     %zu\n", s.prompt_tokens);
     std::printf("generated tokens  %zu\n", s.generated_tokens);
