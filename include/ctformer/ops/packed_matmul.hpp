@@ -208,7 +208,7 @@ void matmul(MatrixView<const float> x, const PackedMatrix<T>& w, std::span<const
   }
 #endif
   // Portable path: Eigen's product of x with each panel, written straight into out's columns. bf16
-  // panels are unpacked from their pairs first, and x rounded as the AVX-512 kernels round it.
+  // panels are unpacked from their pairs first, and x rounded as the other kernels round it.
   using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Stride = Eigen::OuterStride<>;
   constexpr bool kBf16 = kInputsPerLane<T> == 2;
