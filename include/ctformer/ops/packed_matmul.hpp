@@ -62,21 +62,19 @@ inline const char* kernel_name(Kernel k) {
 // Whether this CPU has the instructions the kernel uses.
 inline bool cpu_runs(Kernel k) {
 #if CTFORMER_PACKED_X86
-  // AVX512_BF16 (CPUID leaf 7.1, EAX bit 5) and F16C (leaf 1, ECX bit 29) by CPUID: clang 14's
-  // __builtin_cpu_supports knows neither name. Its AVX-512F and AVX2 tests cover the OS's saving
-  // of the registers.
-  auto cpuid_bit = [](unsigned leaf, unsigned subleaf, int reg, int bit) {
-    unsigned r[4] = {};
-    return __get_cpuid_count(leaf, subleaf, &r[0], &r[1], &r[2], &r[3]) && (r[reg] >> bit & 1u);
+  // F16C by CPUID (leaf 1, ECX bit 29): clang 14's __builtin_cpu_supports does not know the name.
+  // The AVX2 test covers the OS's saving of the registers.
+  auto cpu_has_f16c = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx >> 29 & 1u);
   };
   switch (k) {
     case Kernel::avx512_bf16:
-      return __builtin_cpu_supports("avx512f") && cpuid_bit(7, 1, 0, 5);
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
     case Kernel::avx512:
       return __builtin_cpu_supports("avx512f");
     case Kernel::avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             cpuid_bit(1, 0, 2, 29);
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     case Kernel::portable:
     case Kernel::best:
       return true;
