@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ctformer/ops/packed_matmul.hpp"
 #include "fake_hub.hpp"
 #include "support/byte_vocab.hpp"
 #include "support/random_gpt2.hpp"
@@ -143,12 +144,17 @@ BOOST_AUTO_TEST_CASE(download_into_the_cache_then_info_and_generate_by_name) {
   BOOST_TEST(j["kv_cache_bytes_per_token"]["fp32"] == 2 * 1 * 16 * 4);
   BOOST_TEST(j["config"]["head_dim"] == 8);
   BOOST_TEST(j["backends"]["cpu"]["built"] == true);
+  BOOST_TEST(j["backends"]["cpu"]["projection_kernel"] ==
+             ctformer::ops::packed::best_kernel_name());
   BOOST_TEST(j["gpu"]["detail"].get<std::string>().size() > 0u);
 
   const auto text = run_cli("info --model openai-community/gpt2");
   BOOST_TEST(text.status == 0);
   BOOST_TEST(contains(text.out, "they match"), text.out);
   BOOST_TEST(contains(text.out, "cuda backend"), text.out);
+  BOOST_TEST(contains(text.out, std::string("projections by the ") +
+                                    ctformer::ops::packed::best_kernel_name() + " kernel"),
+             text.out);
   BOOST_TEST(contains(text.out, "gpu"), text.out);
 
   const auto gen = run_cli("generate --model gpt2 --prompt 'Hi' --max-new-tokens 3 --json");
