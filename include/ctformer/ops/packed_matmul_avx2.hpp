@@ -4,8 +4,8 @@
 // AVX2 has 16 vector registers of 8 floats, so a 32-column panel is taken 16 columns at a time, and
 // a row tile of up to 12 rows in blocks of up to 6: 6 x 16 floats are 12 accumulators, which leaves
 // registers for two weight vectors and the broadcast of x (BLIS's Haswell kernel is 6 x 16 for the
-// same reason). Each block reads the interleaved row tile with the tile's own stride, so
-// the row tiles, x's packing and the parallel loop are the AVX-512 kernel's.
+// same reason). Each block reads the interleaved row tile with the tile's own stride, so the row
+// tiles, x's packing and the parallel loop are the AVX-512 kernel's.
 //
 // fp16 weights are widened by F16C; bf16 pairs are split into floats as the AVX-512F kernel does.
 #pragma once
@@ -31,8 +31,7 @@ CTFORMER_AVX2_TARGET inline __m256 load8(const T* p) {
 }
 
 // exp(x) for the GELU (exp_poly). The clamp keeps n + 127 a normal float's biased exponent, so 2^n
-// is built from its bits; exp(-2u) past the clamp would only change x / (1 + exp(-2u)) by less
-// than 1e-37.
+// is built from its bits; past it the GELU, x / (1 + exp(-2u)), changes by less than |x| 5e-39.
 CTFORMER_AVX2_TARGET inline __m256 exp8(__m256 x) {
   using namespace exp_poly;
   x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3f)), _mm256_set1_ps(-87.3f));
