@@ -15,6 +15,10 @@
 #if CTFORMER_PACKED_X86
 #include <immintrin.h>
 
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
 #define CTFORMER_AVX2_TARGET [[gnu::target("avx2,fma,f16c")]]
 
 namespace ctformer::ops::packed::avx2 {
