@@ -129,7 +129,7 @@ inline int bench_main(int argc, char** argv) {
     }
     const WorkloadSummary& s = run.summary;
     const std::string workload_name = prompt_file ? "prompts" : "seed";
-    // Which projection kernel ran, on the CPU: results differ by it (docs/performance.md).
+    // Which projection kernel ran, on the CPU: the speed depends on it (docs/performance.md).
     const nlohmann::json cpu_kernel =
         device_name == "cpu" ? nlohmann::json(ops::packed::best_kernel_name()) : nullptr;
     if (json) {
