@@ -24,13 +24,12 @@ namespace {
 struct ProjectionKernel {
   ProjectionKernel() {
     const char* name = std::getenv("CTFORMER_CPU_KERNEL");
-    for (const auto kernel : ops::packed::kKernels)
-      if (name && name == std::string(ops::packed::kernel_name(kernel)) &&
-          !ops::packed::cpu_runs(kernel)) {
-        std::printf("SKIPPED: this CPU cannot run the %s projection kernel\n", name);
-        std::fflush(stdout);
-        std::_Exit(77);  // CTest's SKIP_RETURN_CODE
-      }
+    const auto kernel = ops::packed::kernel_named(name ? name : "");
+    if (kernel && !ops::packed::cpu_runs(*kernel)) {
+      std::printf("SKIPPED: this CPU cannot run the %s projection kernel\n", name);
+      std::fflush(stdout);
+      std::_Exit(77);  // CTest's SKIP_RETURN_CODE
+    }
     // Any other name is a ConfigError here, so that a misspelt kernel fails.
     std::printf("projection kernel: %s\n", ops::packed::best_kernel_name());
   }

@@ -15,8 +15,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -59,22 +61,30 @@ inline const char* kernel_name(Kernel k) {
   return "best";
 }
 
+// The kernel CTFORMER_CPU_KERNEL's value names, if any.
+inline std::optional<Kernel> kernel_named(std::string_view name) {
+  for (const Kernel k : kKernels)
+    if (name == kernel_name(k)) return k;
+  return std::nullopt;
+}
+
 // Whether this CPU has the instructions the kernel uses.
 inline bool cpu_runs(Kernel k) {
 #if CTFORMER_PACKED_X86
   // F16C by CPUID (leaf 1, ECX bit 29): clang 14's __builtin_cpu_supports does not know the name.
-  // The AVX2 test covers the OS's saving of the registers.
-  auto cpu_has_f16c = [] {
+  // The AVX2 test covers the OS's saving of the registers. Asked once: matmul checks its kernel on
+  // every call, and CPUID traps to the hypervisor in a VM (7.6 us each on the VM measured).
+  static const bool f16c = [] {
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx >> 29 & 1u);
-  };
+  }();
   switch (k) {
     case Kernel::avx512_bf16:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
     case Kernel::avx512:
       return __builtin_cpu_supports("avx512f");
     case Kernel::avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     case Kernel::portable:
     case Kernel::best:
       return true;
@@ -98,13 +108,12 @@ inline Kernel best_kernel() {
       for (const Kernel k : kKernels)
         if (cpu_runs(k)) return k;
     }
-    for (const Kernel k : kKernels) {
-      if (std::string(forced) != kernel_name(k)) continue;
-      if (!cpu_runs(k))
+    if (const auto k = kernel_named(forced)) {
+      if (!cpu_runs(*k))
         throw ConfigError(std::string("CTFORMER_CPU_KERNEL=") + forced +
                           ": this CPU lacks the instructions of that kernel; it runs " + runnable +
                           " (unset the variable for the fastest)");
-      return k;
+      return *k;
     }
     throw ConfigError(std::string("CTFORMER_CPU_KERNEL=") + forced +
                       " is not a kernel: expected one of avx512_bf16, avx512, avx2, portable "
