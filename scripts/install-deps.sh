@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building ctformer and its tests needs. Idempotent: it installs
 # only what is missing, and does nothing (no root needed) when everything is there.
+# --arm64: also what scripts/arm64-check.sh needs (the AArch64 cross compiler, qemu-user, and the
+# arm64 builds of the libraries that the tests and the tool link), adding dpkg's arm64 architecture.
 set -euo pipefail
+arm64=0
+[ "${1:-}" = "--arm64" ] && arm64=1
 
 packages=(
   g++ cmake make            # compiler and build
@@ -14,6 +18,10 @@ packages=(
   clang-14 libclang-rt-14-dev  # the fuzz targets (libFuzzer) in scripts/fuzz.sh
   python3                   # the CUDA kernel resource check (tools/kernel_resources.py)
 )
+if [ $arm64 -eq 1 ]; then
+  packages+=(g++-aarch64-linux-gnu qemu-user libboost-test-dev:arm64 libcurl4-openssl-dev:arm64
+             libssl-dev:arm64)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -33,6 +41,9 @@ else
   echo "install-deps: error: packages ${missing[*]} are missing, and installing them needs root." >&2
   echo "  Run as root:  apt-get install -y ${missing[*]}" >&2
   exit 1
+fi
+if [ $arm64 -eq 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  "${sudo[@]}" dpkg --add-architecture arm64
 fi
 if ! "${sudo[@]}" apt-get update -qq || \
    ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}"; then

@@ -120,6 +120,7 @@ BOOST_AUTO_TEST_CASE(runtime_errors_exit_1_with_one_clear_sentence) {
   // A projection kernel that does not exist is refused by name, with the ones this CPU runs.
   ::setenv("CTFORMER_CPU_KERNEL", "avx9000", 1);
   expect("generate " + test::TinyFullVocabModel::shared().arg() + " --prompt hi", "",
-         {"CTFORMER_CPU_KERNEL=avx9000", "avx512_bf16, avx512, avx2, portable", "portable)"});
+         {"CTFORMER_CPU_KERNEL=avx9000", "avx512_bf16, avx512, avx2, neon_bf16, neon, portable",
+          "portable)"});
   ::unsetenv("CTFORMER_CPU_KERNEL");
 }

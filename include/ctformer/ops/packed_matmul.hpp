@@ -5,11 +5,12 @@
 // Why not Eigen's GEMM: it re-packs the weight matrix on every call (15% of a decode step on 2
 // cores) and cannot fuse the epilogue. Packing once at load is what oneDNN does for torch.
 //
-// The kernels, fastest first: AVX-512 with AVX512_BF16 (bf16 pairs by VDPBF16PS), AVX-512F, and
-// AVX2 with FMA (packed_matmul_avx512.hpp, packed_matmul_avx2.hpp); other CPUs run Eigen's product
-// panel by panel over the same packing. The kernel is chosen at run time, so a build without
-// -march=native still gets the fastest one, and CTFORMER_CPU_KERNEL can name another (as
-// CTranslate2's CT2_FORCE_CPU_ISA does): to compare them, or to rule one out.
+// The kernels, fastest first: on x86, AVX-512 with AVX512_BF16 (bf16 pairs by VDPBF16PS),
+// AVX-512F, and AVX2 with FMA (packed_matmul_avx512.hpp, packed_matmul_avx2.hpp); on AArch64, NEON
+// with the BF16 extension (bf16 pairs by BFDOT) and NEON (packed_matmul_neon.hpp); other CPUs run
+// Eigen's product panel by panel over the same packing. The kernel is chosen at run time, so a
+// build without -march=native still gets the fastest one, and CTFORMER_CPU_KERNEL can name another
+// (as CTranslate2's CT2_FORCE_CPU_ISA does): to compare them, or to rule one out.
 #pragma once
 
 #include <algorithm>
@@ -28,21 +29,25 @@
 #include "ctformer/core/error.hpp"
 #include "ctformer/ops/packed_matmul_avx2.hpp"
 #include "ctformer/ops/packed_matmul_avx512.hpp"
+#include "ctformer/ops/packed_matmul_neon.hpp"
 #include "ctformer/ops/packed_matrix.hpp"
 
 #if CTFORMER_PACKED_X86
 #include <cpuid.h>
+#endif
+#if CTFORMER_PACKED_NEON && defined(__linux__)
+#include <sys/auxv.h>
 #endif
 
 namespace ctformer::ops {
 namespace packed {
 
 // The kernels, fastest first; `best` is the fastest this CPU runs, or CTFORMER_CPU_KERNEL's.
-// avx512_bf16 differs from avx512 only for bf16 weights.
-enum class Kernel { best, avx512_bf16, avx512, avx2, portable };
+// avx512_bf16 differs from avx512, and neon_bf16 from neon, only for bf16 weights.
+enum class Kernel { best, avx512_bf16, avx512, avx2, neon_bf16, neon, portable };
 
 inline constexpr Kernel kKernels[] = {Kernel::avx512_bf16, Kernel::avx512, Kernel::avx2,
-                                      Kernel::portable};
+                                      Kernel::neon_bf16,   Kernel::neon,   Kernel::portable};
 
 // The kernel's name, as CTFORMER_CPU_KERNEL takes it ("best" for best).
 inline const char* kernel_name(Kernel k) {
@@ -53,6 +58,10 @@ inline const char* kernel_name(Kernel k) {
       return "avx512";
     case Kernel::avx2:
       return "avx2";
+    case Kernel::neon_bf16:
+      return "neon_bf16";
+    case Kernel::neon:
+      return "neon";
     case Kernel::portable:
       return "portable";
     case Kernel::best:
@@ -78,21 +87,32 @@ inline bool cpu_runs(Kernel k) {
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx >> 29 & 1u);
   }();
+#endif
   switch (k) {
+    case Kernel::portable:
+    case Kernel::best:
+      return true;
+#if CTFORMER_PACKED_X86
     case Kernel::avx512_bf16:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
     case Kernel::avx512:
       return __builtin_cpu_supports("avx512f");
     case Kernel::avx2:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
-    case Kernel::portable:
-    case Kernel::best:
-      return true;
-  }
-  return false;
-#else
-  return k == Kernel::portable || k == Kernel::best;
 #endif
+#if CTFORMER_PACKED_NEON
+    case Kernel::neon:
+      return true;  // Advanced SIMD, FP16 conversions included, is part of AArch64
+    case Kernel::neon_bf16:
+#if CTFORMER_NEON_BF16 && defined(__linux__)
+      return getauxval(AT_HWCAP2) & HWCAP2_BF16;  // Linux's report of FEAT_BF16
+#else
+      return false;
+#endif
+#endif
+    default:
+      return false;
+  }
 }
 
 // What `best` stands for, decided once: the kernel CTFORMER_CPU_KERNEL names, else the fastest this
@@ -101,13 +121,17 @@ inline bool cpu_runs(Kernel k) {
 inline Kernel best_kernel() {
   static const Kernel best = [] {
     const char* forced = std::getenv("CTFORMER_CPU_KERNEL");
-    std::string runnable;
-    for (const Kernel k : kKernels)
-      if (cpu_runs(k)) runnable += std::string(runnable.empty() ? "" : ", ") + kernel_name(k);
     if (!forced || !*forced) {
       for (const Kernel k : kKernels)
         if (cpu_runs(k)) return k;
     }
+    auto names = [](bool (*keep)(Kernel)) {
+      std::string list;
+      for (const Kernel k : kKernels)
+        if (keep(k)) list += std::string(list.empty() ? "" : ", ") + kernel_name(k);
+      return list;
+    };
+    const std::string runnable = names(cpu_runs);
     if (const auto k = kernel_named(forced)) {
       if (!cpu_runs(*k))
         throw ConfigError(std::string("CTFORMER_CPU_KERNEL=") + forced +
@@ -116,9 +140,8 @@ inline Kernel best_kernel() {
       return *k;
     }
     throw ConfigError(std::string("CTFORMER_CPU_KERNEL=") + forced +
-                      " is not a kernel: expected one of avx512_bf16, avx512, avx2, portable "
-                      "(this CPU runs " +
-                      runnable + "), or unset for the fastest");
+                      " is not a kernel: expected one of " + names([](Kernel) { return true; }) +
+                      " (this CPU runs " + runnable + "), or unset for the fastest");
   }();
   return best;
 }
@@ -149,13 +172,13 @@ template <class T>
 void matmul(MatrixView<const float> x, const PackedMatrix<T>& w, std::span<const T> bias,
             Epilogue epilogue, MatrixView<float> out, Kernel kernel = Kernel::best) {
   const std::int64_t M = x.rows, K = w.in(), N = w.out(), panels = w.panels();
-  const std::int64_t depth = w.depth();
   if (kernel == Kernel::best) kernel = best_kernel();
   if (!cpu_runs(kernel))
     throw ConfigError(std::string("the ") + kernel_name(kernel) +
                       " projection kernel was asked for, but this CPU lacks its instructions");
-#if CTFORMER_PACKED_X86
+#if CTFORMER_PACKED_X86 || CTFORMER_PACKED_NEON
   if (kernel != Kernel::portable) {
+    const std::int64_t depth = w.depth();
     // x once, in row tiles of near-equal height, interleaved, shared by every thread. Equal tiles
     // (64 rows: 6 tiles of 10 or 11, not 5 of 12 and one of 4) keep every tile's FMA chains full.
     // The threads pack x's tiles, then share the panels: packing before the team started left the
@@ -186,23 +209,37 @@ void matmul(MatrixView<const float> x, const PackedMatrix<T>& w, std::span<const
         }
       }
     };
+    // bf16 pairs of x for the kernels that multiply pairs (VDPBF16PS, BFDOT).
     if constexpr (kInputsPerLane<T> == 2) {
-      if (kernel == Kernel::avx512_bf16) {
-        thread_local std::vector<std::uint32_t> pairs;
+      thread_local std::vector<std::uint32_t> pairs;
+      [[maybe_unused]] auto run_pairs = [&](auto pack, auto tile) {
         pairs.resize(std::size_t(M * depth / 2));
-        return run(
-            pairs.data(), depth / 2,
+        return run(pairs.data(), depth / 2, pack, tile);
+      };
+#if CTFORMER_PACKED_X86
+      if (kernel == Kernel::avx512_bf16)
+        return run_pairs(
             [&](std::int64_t row, int rows, std::uint32_t* a) {
               avx512::pack_row_pairs(x, row, rows, depth, a);
             },
             [&]<int R>(const std::uint32_t* a, const T* b, const float* bias_, float* c, int cols) {
               avx512::tile_pairs<R>(depth, a, b, bias_, epilogue, c, out.cols, cols);
             });
-      }
+#elif CTFORMER_NEON_BF16
+      if (kernel == Kernel::neon_bf16)
+        return run_pairs(
+            [&](std::int64_t row, int rows, std::uint32_t* a) {
+              neon::pack_row_pairs(x, row, rows, depth, a);
+            },
+            [&]<int R>(const std::uint32_t* a, const T* b, const float* bias_, float* c, int cols) {
+              neon::tile<R>(depth, a, b, bias_, epilogue, c, out.cols, cols);
+            });
+#endif
     }
     thread_local std::vector<float> packed_x;
     packed_x.resize(std::size_t(M * depth));
     auto pack = [&](std::int64_t row, int rows, float* a) { pack_rows<T>(x, row, rows, depth, a); };
+#if CTFORMER_PACKED_X86
     if (kernel == Kernel::avx2)
       return run(packed_x.data(), depth, pack,
                  [&]<int R>(const float* a, const T* b, const float* bias_, float* c, int cols) {
@@ -212,6 +249,12 @@ void matmul(MatrixView<const float> x, const PackedMatrix<T>& w, std::span<const
                [&]<int R>(const float* a, const T* b, const float* bias_, float* c, int cols) {
                  avx512::tile<R, T>(depth, a, b, bias_, epilogue, c, out.cols, cols);
                });
+#else
+    return run(packed_x.data(), depth, pack,
+               [&]<int R>(const float* a, const T* b, const float* bias_, float* c, int cols) {
+                 neon::tile<R>(depth, a, b, bias_, epilogue, c, out.cols, cols);
+               });
+#endif
   }
 #endif
   // Portable path: Eigen's product of x with each panel, written straight into out's columns. bf16

@@ -1,16 +1,17 @@
 // The CPU projections' weight layout: W packed once at load into column panels that the register-
-// tiled kernels (packed_matmul_avx512.hpp, packed_matmul_avx2.hpp) stream, and x packed per call
-// into the row tiles they broadcast from. ops/packed_matmul.hpp chooses the kernel.
+// tiled kernels (packed_matmul_avx512.hpp, packed_matmul_avx2.hpp, packed_matmul_neon.hpp) stream,
+// and x packed per call into the row tiles they broadcast from. ops/packed_matmul.hpp chooses the
+// kernel.
 //
 // Packing: W, logically (K, N) = (in, out), is stored as ceil(N / 32) panels of K rows of 32
 // columns, the last panel zero-padded. A panel is K * 128 bytes in fp32 (384 KiB for GPT-2's widest
 // K, 3072), so it stays in L2 while every row tile of x runs over it.
 //
 // bf16 weights are stored in pairs of consecutive inputs: a 32-bit lane holds W[k][n] and
-// W[k+1][n], the operand layout of AVX512_BF16's VDPBF16PS, which multiplies such pairs by pairs of
-// x and adds both products to a float lane. So a bf16 projection takes its input x rounded to bf16
-// (as PyTorch's bf16 matmul does), on every CPU: every kernel rounds x the same way, and they give
-// the same results up to the order of the sums.
+// W[k+1][n], the operand layout of AVX512_BF16's VDPBF16PS and Arm's BFDOT, which multiply such
+// pairs by pairs of x and add both products to a float lane. So a bf16 projection takes its input x
+// rounded to bf16 (as PyTorch's bf16 matmul does), on every CPU: every kernel rounds x the same
+// way, and they give the same results up to the order of the sums.
 #pragma once
 
 #include <cmath>
@@ -27,11 +28,16 @@
 #include "ctformer/ops/epilogue.hpp"
 
 // The x86 kernels are compiled with function target attributes and chosen at run time, so a build
-// without -march=native still gets them.
+// without -march=native still gets them. Every AArch64 CPU has the NEON kernel's instructions.
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define CTFORMER_PACKED_X86 1
 #else
 #define CTFORMER_PACKED_X86 0
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON) && (defined(__GNUC__) || defined(__clang__))
+#define CTFORMER_PACKED_NEON 1
+#else
+#define CTFORMER_PACKED_NEON 0
 #endif
 
 namespace ctformer::ops {
