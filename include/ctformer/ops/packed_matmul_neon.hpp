@@ -25,13 +25,16 @@
 
 // BFDOT's code is compiled for Armv8.6's BF16 extension by a function target attribute and run
 // only where the CPU reports it (packed_matmul.hpp), so a build for any AArch64 CPU still has it.
-// Clang 14's arm_neon.h declares the bf16 types only in builds for BF16 CPUs: only those have it.
+// The attribute adds +bf16 to the build's own target: "arch=armv8.2-a+bf16" would replace it, and a
+// build for a CPU with more (-mcpu=neoverse-n1, -march=armv8.4-a) then could not inline this file's
+// helpers into BFDOT's functions. Clang 14's arm_neon.h declares the bf16 types only in builds for
+// BF16 CPUs: only those have it there.
 #if defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
 #define CTFORMER_NEON_BF16 1
 #define CTFORMER_NEON_BF16_TARGET
 #elif defined(__GNUC__) && !defined(__clang__)
 #define CTFORMER_NEON_BF16 1
-#define CTFORMER_NEON_BF16_TARGET [[gnu::target("arch=armv8.2-a+bf16")]]
+#define CTFORMER_NEON_BF16_TARGET [[gnu::target("+bf16")]]
 #else
 #define CTFORMER_NEON_BF16 0
 #endif
@@ -192,15 +195,21 @@ inline void pack_row_pairs(MatrixView<const float> x, std::int64_t row, int rows
 // acc + the dot products of w's pairs with x's pair `lane` (BFDOT by element).
 template <int lane>
 CTFORMER_NEON_BF16_TARGET [[gnu::always_inline]] inline float32x4_t dot_lane(float32x4_t acc,
-                                                                             bfloat16x8_t w,
+                                                                             uint32x4_t w,
                                                                              uint32x4_t x) {
-  return vbfdotq_laneq_f32(acc, w, vreinterpretq_bf16_u32(x), lane);
+#if defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
+  return vbfdotq_laneq_f32(acc, vreinterpretq_bf16_u32(w), vreinterpretq_bf16_u32(x), lane);
+#else
+  // GCC's arm_neon.h compiles its bf16 intrinsics for "arch=armv8.2-a+bf16", which a function of
+  // an armv8-a build with +bf16 added cannot inline; the builtin they wrap needs only +bf16.
+  return __builtin_aarch64_bfdot_laneqv4sf(acc, (bfloat16x8_t)w, (bfloat16x8_t)x, lane);
+#endif
 }
 
 // acc[r][v] += the dot products of x[r]'s pair with w's pairs.
 template <int R, int V, int... r>
 CTFORMER_NEON_BF16_TARGET [[gnu::always_inline]] inline void dot_add(
-    float32x4_t (&acc)[R][V], int v, bfloat16x8_t w, const uint32x4_t (&rows)[(R + 3) / 4],
+    float32x4_t (&acc)[R][V], int v, uint32x4_t w, const uint32x4_t (&rows)[(R + 3) / 4],
     std::integer_sequence<int, r...>) {
   ((acc[r][v] = dot_lane<r % 4>(acc[r][v], w, rows[r / 4])), ...);
 }
@@ -219,7 +228,7 @@ CTFORMER_NEON_BF16_TARGET void block_pairs(std::int64_t depth, const std::uint32
     uint32x4_t x[(R + 3) / 4];
     load_rows<R>(a, x);
     for (int v = 0; v < V; ++v) {
-      const bfloat16x8_t w = vld1q_bf16(reinterpret_cast<const bfloat16_t*>(b + 8 * v));
+      const uint32x4_t w = vld1q_u32(reinterpret_cast<const std::uint32_t*>(b + 8 * v));
       dot_add(acc, v, w, x, std::make_integer_sequence<int, R>{});
     }
   }
