@@ -122,5 +122,16 @@ BOOST_AUTO_TEST_CASE(runtime_errors_exit_1_with_one_clear_sentence) {
   expect("generate " + test::TinyFullVocabModel::shared().arg() + " --prompt hi", "",
          {"CTFORMER_CPU_KERNEL=avx9000", "avx512_bf16, avx512, avx2, neon_bf16, neon, portable",
           "portable)"});
+  // A kernel of another ISA is refused too, naming the ones this CPU runs.
+#if defined(__aarch64__)
+  const char* other_isa = "avx2";
+#else
+  const char* other_isa = "neon";
+#endif
+  ::setenv("CTFORMER_CPU_KERNEL", other_isa, 1);
+  expect("generate " + test::TinyFullVocabModel::shared().arg() + " --prompt hi", "",
+         {std::string("CTFORMER_CPU_KERNEL=") + other_isa +
+              ": this CPU lacks the instructions of that kernel; it runs ",
+          "portable (unset the variable for the fastest)"});
   ::unsetenv("CTFORMER_CPU_KERNEL");
 }
