@@ -5,7 +5,7 @@
 #   scripts/arm64-check.sh           every test but the CUDA emulator's, the hub's, and the
 #                                    package and compile-failure ones (which build for the host)
 #   scripts/arm64-check.sh --quick   the projection kernels and the model against its fixtures
-#                                    (scripts/test.sh runs this)
+#                                    (.ci/run runs this after scripts/test.sh)
 # Build folder: build-arm64/ (override with CTFORMER_ARM64_BUILD_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
