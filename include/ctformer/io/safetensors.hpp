@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -21,6 +22,11 @@
 #include "ctformer/io/mapped_file.hpp"
 
 namespace ctformer {
+
+// Tensors are read in place from the mapped file, whose numbers are little-endian.
+static_assert(std::endian::native == std::endian::little,
+              "ctformer reads safetensors' little-endian data in place: big-endian hosts (s390x, "
+              "ppc64 big-endian) are not supported");
 
 namespace detail {
 
