@@ -30,6 +30,8 @@ for flag in -mcpu=neoverse-n1 -march=armv8.4-a -mcpu=neoverse-v1; do
   aarch64-linux-gnu-g++ "$flag" -std=c++20 -O2 -Wall -Wextra -Werror -Iinclude -Itests \
     -I/usr/include/eigen3 -DBOOST_TEST_DYN_LINK -c tests/ops/packed_matmul_test.cpp -o /dev/null
 done
+# No accumulator of any kernel block spilled to the stack in its FMA loop (qemu cannot time them).
+python3 tools/neon_kernel_loops.py
 for cpu in max cortex-a72; do
   echo "arm64-check: tests on qemu's $cpu CPU"
   QEMU_CPU=$cpu ctest --test-dir "$build" --output-on-failure -j "$(nproc)" "${tests[@]}"
