@@ -244,6 +244,8 @@ template <int MR, class T, class A>
 void tile(std::int64_t depth, const A* a, const T* b, const float* bias, Epilogue epilogue,
           float* c, std::int64_t ldc, int cols) {
   constexpr bool kDot = std::is_same_v<A, std::uint32_t>;
+  static_assert(!kDot || CTFORMER_NEON_BF16,
+                "BFDOT tiles exist only where CTFORMER_NEON_BF16 is 1");
   // bf16 pairs split into floats need 2 more vectors of x and 3 of weights: 6 x 16 and 2 x 32
   // blocks spilled accumulators.
   constexpr bool kSplit = kInputsPerLane<T> == 2 && !kDot;
