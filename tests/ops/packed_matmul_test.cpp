@@ -93,7 +93,7 @@ void check_all(Kernel kernel) {
 BOOST_AUTO_TEST_CASE(every_kernel_this_cpu_runs_matches_eigen) {
   // avx512_bf16 is the kernel CPUs with AVX512_BF16 run; avx512 is what CPUs with AVX-512F alone
   // run (bf16 by FMAs), avx2 what CPUs without AVX-512 run; neon_bf16 and neon the same on AArch64
-  // with and without the BF16 extension. This CPU runs every one of its ISA it can.
+  // with and without the BF16 extension. Every kernel this CPU can run is checked.
   BOOST_TEST_MESSAGE("best kernel here: " << ops::packed::best_kernel_name());
   for (const Kernel kernel : ops::packed::kKernels) {
     if (!ops::packed::cpu_runs(kernel)) {
