@@ -12,6 +12,7 @@
 #include "ctformer/core/error.hpp"
 #include "ctformer/generation/generation_params.hpp"
 #include "ctformer/generation/generator.hpp"
+#include "ctformer/generation/generator_thread.hpp"
 #include "ctformer/io/gpt2_config.hpp"
 #include "ctformer/io/model_directory.hpp"
 #include "ctformer/io/safetensors.hpp"

@@ -8,6 +8,7 @@
 #include "download_command.hpp"
 #include "generate_command.hpp"
 #include "info_command.hpp"
+#include "serve_command.hpp"
 #include "tokenize_command.hpp"
 #include "usage_error.hpp"
 
@@ -31,6 +32,8 @@ constexpr Command kCommands[] = {
      ctformer::cli::tokenize_main},
     {"bench", "time the seed workload (or a prompt file): tokens/s, latency, peak memory",
      ctformer::cli::bench_main},
+    {"serve", "an HTTP server with OpenAI's completions API, batching every client's requests",
+     ctformer::cli::serve_main},
 };
 
 void print_usage(std::FILE* out) {

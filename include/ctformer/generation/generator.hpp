@@ -97,8 +97,11 @@ class Generator {
         eos_(options.eos_token_id.value_or(model.config().eos_token_id)),
         cache_(make_cache(model, options)) {}
 
-  // Queues a request; throws InputError (and queues nothing) if it cannot be served.
-  RequestId submit(Request request) {
+  // What submit() checks before it queues: the parameters, the prompt's length and ids (encoding
+  // `text` when there are no ids). Reads only the model's config and the tokenizer, so other
+  // threads may call it while this generator steps (GeneratorThread checks each request on its
+  // caller's thread). Throws InputError naming the bad value.
+  void prepare(Request& request) const {
     request.params.validate();
     if (request.prompt.empty()) {
       if (!tokenizer_)
@@ -119,7 +122,12 @@ class Generator {
                          ")");
     if (!request.params.stop_strings.empty() && !tokenizer_)
       throw InputError("stop strings need a tokenizer to decode the generated text");
+  }
 
+  // Queues a request; throws InputError (and queues nothing) if it cannot be served.
+  RequestId submit(Request request) {
+    prepare(request);
+    const Gpt2Config& c = model_.config();
     Live s;
     s.id = next_id_++;
     s.budget = request.params.token_budget(std::int64_t(request.prompt.size()), c.n_positions);

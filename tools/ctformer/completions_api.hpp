@@ -1,0 +1,257 @@
+// OpenAI's completions API (POST /v1/completions) in ctformer's terms: a request body becomes
+// generator requests, and their events and results become the API's JSON, whole or as server-sent
+// events. GPT-2 has no chat template, so the chat API is not offered.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ctformer/ctformer.hpp"
+
+namespace ctformer::cli {
+
+// An error the API answers with {"error": {"message", "type", "param", "code"}} and an HTTP status.
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(int status, std::string message, std::string param = {},
+           std::string type = "invalid_request_error")
+      : std::runtime_error(std::move(message)),
+        status(status),
+        param(std::move(param)),
+        type(std::move(type)) {}
+  int status;
+  std::string param;
+  std::string type;
+};
+
+inline nlohmann::json api_error_json(const std::string& message, const std::string& type,
+                                     const std::string& param = {}) {
+  return {{"error",
+           {{"message", message},
+            {"type", type},
+            {"param", param.empty() ? nlohmann::json(nullptr) : nlohmann::json(param)},
+            {"code", nullptr}}}};
+}
+
+// JSON text for the wire: bytes that are not UTF-8 (a model can generate them) become U+FFFD
+// rather than an exception.
+inline std::string wire(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// One completion request: every choice as a generator request, prompt by prompt, `n` each.
+struct CompletionRequest {
+  std::vector<Request> choices;           // choice i is prompt i / n
+  std::vector<std::string> echo_texts;    // per choice, the prompt's text when `echo`, else empty
+  std::vector<std::string> stop_strings;  // to take off the end of a text that stopped at one
+  std::size_t n = 1;
+  bool stream = false;
+  bool include_usage = false;
+};
+
+inline CompletionRequest parse_completion_request(const nlohmann::json& body,
+                                                  const std::string& served_model,
+                                                  const Gpt2Tokenizer& tokenizer) {
+  using nlohmann::json;
+  if (!body.is_object()) throw ApiError(400, "the request body is not a JSON object");
+  const auto field = [&](const char* key) -> const json* {
+    const auto it = body.find(key);
+    return it == body.end() || it->is_null() ? nullptr : &*it;
+  };
+  const auto bad = [](const char* key, const std::string& expected, const json& got) -> ApiError {
+    return ApiError(
+        400,
+        std::string("'") + key + "' must be " + expected + ", got " + detail::json_excerpt(got),
+        key);
+  };
+  const auto number = [&](const char* key, double fallback) {
+    const json* v = field(key);
+    if (!v) return fallback;
+    if (!v->is_number()) throw bad(key, "a number", *v);
+    return v->get<double>();
+  };
+  const auto integer = [&](const char* key, std::int64_t fallback, std::int64_t lo,
+                           std::int64_t hi) {
+    const json* v = field(key);
+    if (!v) return fallback;
+    const std::string range = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+    if (!v->is_number_integer()) throw bad(key, range, *v);
+    // nlohmann keeps a non-negative integer as unsigned, so that 2^64 - 1 is not -1.
+    if (v->is_number_unsigned() ? v->get<std::uint64_t>() > std::uint64_t(hi) ||
+                                      std::int64_t(v->get<std::uint64_t>()) < lo
+                                : v->get<std::int64_t>() < lo || v->get<std::int64_t>() > hi)
+      throw bad(key, range, *v);
+    return v->get<std::int64_t>();
+  };
+  const auto boolean = [&](const char* key) {
+    const json* v = field(key);
+    if (!v) return false;
+    if (!v->is_boolean()) throw bad(key, "true or false", *v);
+    return v->get<bool>();
+  };
+  const auto unsupported = [](const char* key, const std::string& why) {
+    return ApiError(400, std::string("'") + key + "' is not supported: " + why, key);
+  };
+
+  if (const json* model = field("model"))
+    if (!model->is_string() || model->get<std::string>() != served_model)
+      throw ApiError(404,
+                     "the model " + detail::json_excerpt(*model) +
+                         " does not exist; this server serves '" + served_model + "'",
+                     "model", "not_found_error");
+  if (field("logprobs")) throw unsupported("logprobs", "this server returns text and tokens only");
+  if (const json* s = field("suffix"); s && !(s->is_string() && s->get<std::string>().empty()))
+    throw unsupported("suffix", "GPT-2 generates left to right only");
+  if (const json* b = field("logit_bias"); b && !(b->is_object() && b->empty()))
+    throw unsupported("logit_bias", "give no bias");
+  for (const char* key : {"presence_penalty", "frequency_penalty"})
+    if (number(key, 0) != 0)
+      throw unsupported(key, "use 'repetition_penalty' (transformers' multiplicative penalty)");
+
+  CompletionRequest c;
+  c.n = std::size_t(integer("n", 1, 1, 128));
+  if (const std::int64_t best_of = integer("best_of", std::int64_t(c.n), 1, 128);
+      best_of != std::int64_t(c.n))
+    throw unsupported("best_of", "only best_of = n (every candidate is returned)");
+  c.stream = boolean("stream");
+  const bool echo = boolean("echo");
+  if (const json* options = field("stream_options")) {
+    if (!options->is_object()) throw bad("stream_options", "an object", *options);
+    if (!c.stream)
+      throw ApiError(400, "'stream_options' is only allowed with \"stream\": true",
+                     "stream_options");
+    const auto usage = options->find("include_usage");
+    if (usage != options->end() && !usage->is_null()) {
+      if (!usage->is_boolean()) throw bad("stream_options.include_usage", "true or false", *usage);
+      c.include_usage = usage->get<bool>();
+    }
+  }
+
+  // OpenAI's defaults: 16 tokens, sampling at temperature 1; top_k (0 or -1: off),
+  // repetition_penalty and ignore_eos are the extensions vLLM also takes.
+  GenerationParams params;
+  params.max_length = std::numeric_limits<std::int64_t>::max();
+  if (const json* max_tokens = field("max_tokens"); !max_tokens || !max_tokens->is_null())
+    params.max_new_tokens = integer("max_tokens", 16, 0, std::numeric_limits<std::int32_t>::max());
+  params.temperature = float(number("temperature", 1.0));
+  params.do_sample = params.temperature > 0;
+  params.top_p = float(number("top_p", 1.0));
+  params.top_k = std::int32_t(
+      std::max<std::int64_t>(integer("top_k", 0, -1, std::numeric_limits<std::int32_t>::max()), 0));
+  params.repetition_penalty = float(number("repetition_penalty", 1.0));
+  params.stop_at_eos = !boolean("ignore_eos");
+  const std::optional<std::int64_t> seed =
+      field("seed") ? std::optional(integer("seed", 0, 0, std::numeric_limits<std::int64_t>::max()))
+                    : std::nullopt;
+  if (const json* stop = field("stop")) {
+    if (stop->is_string()) {
+      c.stop_strings.push_back(stop->get<std::string>());
+    } else if (stop->is_array() && stop->size() <= 16) {
+      for (const json& s : *stop) {
+        if (!s.is_string()) throw bad("stop", "a string or an array of up to 16 strings", *stop);
+        c.stop_strings.push_back(s.get<std::string>());
+      }
+    } else {
+      throw bad("stop", "a string or an array of up to 16 strings", *stop);
+    }
+    for (const std::string& s : c.stop_strings)
+      if (s.empty()) throw ApiError(400, "'stop' holds an empty string", "stop");
+  }
+  params.stop_strings = c.stop_strings;
+  try {
+    params.validate();
+  } catch (const InputError& e) {
+    throw ApiError(400, e.what());
+  }
+
+  // prompt: a string, an array of strings, an array of token ids, or an array of such arrays.
+  struct Prompt {
+    std::string text;
+    std::vector<std::int32_t> ids;
+  };
+  std::vector<Prompt> prompts;
+  const auto ids_of = [&](const json& array) {
+    std::vector<std::int32_t> ids;
+    for (const json& id : array) {
+      if (!id.is_number_integer() || id.get<std::int64_t>() < 0 ||
+          id.get<std::int64_t>() >= std::int64_t(tokenizer.vocab_size()))
+        throw ApiError(400,
+                       "prompt token id " + detail::json_excerpt(id) +
+                           " is not an id of the vocabulary (0 to " +
+                           std::to_string(tokenizer.vocab_size() - 1) + ")",
+                       "prompt");
+      ids.push_back(id.get<std::int32_t>());
+    }
+    return ids;
+  };
+  const json* prompt = field("prompt");
+  const std::string prompt_forms =
+      "a string, an array of strings, an array of token ids or an array of arrays of token ids";
+  if (!prompt) throw ApiError(400, "'prompt' is required: " + prompt_forms, "prompt");
+  if (prompt->is_string()) {
+    prompts.push_back({prompt->get<std::string>(), {}});
+  } else if (prompt->is_array() && !prompt->empty() && prompt->front().is_number()) {
+    prompts.push_back({{}, ids_of(*prompt)});
+  } else if (prompt->is_array() && !prompt->empty()) {
+    for (const json& p : *prompt) {
+      if (p.is_string())
+        prompts.push_back({p.get<std::string>(), {}});
+      else if (p.is_array() && !p.empty())
+        prompts.push_back({{}, ids_of(p)});
+      else
+        throw bad("prompt", prompt_forms, *prompt);
+    }
+  } else {
+    throw bad("prompt", prompt_forms, *prompt);
+  }
+  if (prompts.size() * c.n > 1024)
+    throw ApiError(400,
+                   std::to_string(prompts.size()) + " prompts x n " + std::to_string(c.n) +
+                       " is more than 1024 choices in one request; split it",
+                   "prompt");
+
+  for (const Prompt& p : prompts)
+    for (std::size_t j = 0; j < c.n; ++j) {
+      Request r;
+      r.text = p.text;
+      r.prompt = p.ids;
+      r.params = params;
+      if (seed) r.params.seed = std::uint64_t(*seed) + j;  // n samples, not n copies of one
+      c.choices.push_back(std::move(r));
+      c.echo_texts.push_back(!echo           ? std::string()
+                             : p.ids.empty() ? p.text
+                                             : to_valid_utf8(tokenizer.decode(p.ids)));
+    }
+  return c;
+}
+
+inline const char* api_finish_reason(FinishReason r) {
+  switch (r) {
+    case FinishReason::eos:
+    case FinishReason::stop_string:
+      return "stop";
+    case FinishReason::length:
+      return "length";
+    case FinishReason::cancelled:
+      return "cancelled";
+  }
+  return "?";
+}
+
+// The generator keeps a stop string at the end of the text; OpenAI's API leaves it out. `text` so
+// far ends with the stop string that ended it; returns how many bytes to take off its end.
+inline std::size_t stop_string_tail(const std::string& text,
+                                    const std::vector<std::string>& stop_strings) {
+  std::size_t longest = 0;
+  for (const std::string& s : stop_strings)
+    if (s.size() > longest && text.ends_with(s)) longest = s.size();
+  return longest;
+}
+
+}  // namespace ctformer::cli
