@@ -15,6 +15,7 @@ packages=(
   libcurl4-openssl-dev      # ctformer download: HTTP(S) from the Hugging Face hub
   libssl-dev                # ctformer download: SHA-256 checks (OpenSSL libcrypto)
   ca-certificates           # ctformer download: trusting the hub's TLS certificate
+  libcpp-httplib-dev pkgconf  # ctformer serve: the HTTP server (found through pkg-config)
   clang-14 libclang-rt-14-dev  # the fuzz targets (libFuzzer) in scripts/fuzz.sh
   python3                   # the CUDA kernel resource check (tools/kernel_resources.py)
 )

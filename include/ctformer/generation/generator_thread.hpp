@@ -232,10 +232,12 @@ class GeneratorThread {
           stats_.generated_tokens += r.tokens.size();
           const auto it = live.find(r.id);
           if (it == live.end()) continue;
-          std::lock_guard lock(it->second->mutex);
-          it->second->result = std::move(r);
-          it->second->changed.notify_all();
+          // Kept here until unlocked: a dropped stream's state is freed with its last owner.
+          const std::shared_ptr<detail::StreamState> state = std::move(it->second);
           live.erase(it);
+          std::lock_guard lock(state->mutex);
+          state->result = std::move(r);
+          state->changed.notify_all();
         }
         ++stats_.steps;
       } catch (const std::exception& e) {
