@@ -33,13 +33,6 @@ using nlohmann::json;
 
 namespace {
 
-struct RequireServe {
-  RequireServe() {
-    if (!CTFORMER_CLI_SERVE)
-      test::skip_program("this build has no `ctformer serve` (cpp-httplib was not found)");
-  }
-};
-
 // `ctformer serve` on a free port, stopped with SIGTERM by stop() or at the end.
 class Server {
  public:
@@ -156,7 +149,6 @@ std::vector<std::string> events(const std::string& body) {
 
 using ctformer::test::RequireGpt2Vocab;
 BOOST_TEST_GLOBAL_FIXTURE(RequireGpt2Vocab);
-BOOST_TEST_GLOBAL_FIXTURE(RequireServe);
 
 BOOST_AUTO_TEST_CASE(a_greedy_completion_is_what_the_library_generates) {
   Server server;

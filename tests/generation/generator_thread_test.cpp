@@ -48,6 +48,20 @@ bool eventually(Predicate done) {
   return true;
 }
 
+// The model whose forward pass throws from its `fail_at`-th call on, as a CUDA error would.
+struct FailingModel : GPT2<cpu, float> {
+  FailingModel(GPT2<cpu, float> model, int fail_at)
+      : GPT2<cpu, float>(std::move(model)), fail_at(fail_at) {}
+  template <class... Args>
+  auto forward(Args&&... args) {
+    if (++calls >= fail_at)
+      throw std::runtime_error("injected failure of step " + std::to_string(calls));
+    return GPT2<cpu, float>::forward(std::forward<Args>(args)...);
+  }
+  int fail_at;
+  int calls = 0;
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(requests_from_many_threads_each_equal_running_it_alone) {
@@ -174,4 +188,27 @@ BOOST_AUTO_TEST_CASE(shutting_down_ends_every_request_in_flight_as_cancelled) {
     }
     BOOST_TEST((stream->result().finish_reason == FinishReason::cancelled));
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_step_ends_every_request_with_its_error_and_refuses_later_ones) {
+  FailingModel model(load("gpt2-h16"), 3);
+  GeneratorThread threaded(model, batch_of(2), nullptr);
+  std::vector<std::unique_ptr<RequestStream>> streams;
+  Request r;
+  r.prompt = {1, 2, 3};
+  r.params = test::greedy(100);
+  r.params.stop_at_eos = false;
+  for (int i = 0; i < 3; ++i) streams.push_back(threaded.submit(r));  // 2 run, 1 waits
+  for (auto& stream : streams) {
+    try {
+      while (stream->next()) {
+      }
+      BOOST_FAIL("a stream ended without the step's error");
+    } catch (const GeneratorStoppedError& e) {
+      BOOST_TEST(std::string(e.what()).find("injected failure of step 3") != std::string::npos);
+    }
+    BOOST_CHECK_THROW(stream->result(), GeneratorStoppedError);
+  }
+  BOOST_TEST(threaded.failure().find("injected failure") != std::string::npos);
+  BOOST_CHECK_THROW(threaded.submit(r), GeneratorStoppedError);
 }

@@ -235,23 +235,31 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
           };
           std::vector<Result> results;
           bool connected = true;
-          for (std::size_t i = 0; i < c->streams.size() && connected; ++i) {
-            results.push_back(
-                c->drain(i, [&](const std::string& text, std::optional<FinishReason> finished) {
-                  if (!connected) return;
-                  chunk["choices"] =
-                      json::array({{{"text", text},
-                                    {"index", i},
-                                    {"logprobs", nullptr},
-                                    {"finish_reason", finished ? json(api_finish_reason(*finished))
-                                                               : json(nullptr)}}});
-                  if (c->request.include_usage) chunk["usage"] = nullptr;
-                  // A client that went away: its requests are cancelled as `c` goes.
-                  if (!send(chunk)) {
-                    connected = false;
-                    for (auto& s : c->streams) s->cancel();
-                  }
-                }));
+          try {
+            for (std::size_t i = 0; i < c->streams.size() && connected; ++i) {
+              results.push_back(c->drain(i, [&](const std::string& text,
+                                                std::optional<FinishReason> finished) {
+                if (!connected) return;
+                chunk["choices"] =
+                    json::array({{{"text", text},
+                                  {"index", i},
+                                  {"logprobs", nullptr},
+                                  {"finish_reason", finished ? json(api_finish_reason(*finished))
+                                                             : json(nullptr)}}});
+                if (c->request.include_usage) chunk["usage"] = nullptr;
+                // A client that went away: its requests are cancelled as `c` goes.
+                if (!send(chunk)) {
+                  connected = false;
+                  for (auto& s : c->streams) s->cancel();
+                }
+              }));
+            }
+          } catch (const std::exception& e) {
+            // A failed step: the status line went out with the first event, so the error is an
+            // event too (OpenAI's error object), and the stream ends.
+            send(api_error_json(e.what(), "server_error"));
+            std::fprintf(stderr, "POST /v1/completions 500 (streamed): %s\n", e.what());
+            return false;
           }
           if (!connected) {
             c->log(499, results);  // nginx's "client closed request"

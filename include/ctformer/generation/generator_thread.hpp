@@ -217,19 +217,28 @@ class GeneratorThread {
         }
         for (auto& [id, state] : live)
           if (stopping || state->cancel) generator_.cancel(id);
-        for (TokenEvent& e : generator_.step()) {
+        std::vector<TokenEvent> events = generator_.step();
+        std::vector<Result> results = generator_.take_results();
+        // The counters first, so that a caller handed its result sees them include it.
+        {
+          std::lock_guard lock(stats_mutex_);
+          for (const Result& r : results) {
+            ++stats_.requests_finished;
+            stats_.requests_cancelled += r.finish_reason == FinishReason::cancelled;
+            stats_.prompt_tokens += r.prompt.size();
+            stats_.generated_tokens += r.tokens.size();
+          }
+          ++stats_.steps;
+        }
+        publish_stats();
+        for (TokenEvent& e : events) {
           const auto it = live.find(e.request);
           if (it == live.end()) continue;
           std::lock_guard lock(it->second->mutex);
           it->second->events.push_back(std::move(e));
           it->second->changed.notify_all();
         }
-        std::lock_guard stats_lock(stats_mutex_);
-        for (Result& r : generator_.take_results()) {
-          ++stats_.requests_finished;
-          stats_.requests_cancelled += r.finish_reason == FinishReason::cancelled;
-          stats_.prompt_tokens += r.prompt.size();
-          stats_.generated_tokens += r.tokens.size();
+        for (Result& r : results) {
           const auto it = live.find(r.id);
           if (it == live.end()) continue;
           // Kept here until unlocked: a dropped stream's state is freed with its last owner.
@@ -239,12 +248,10 @@ class GeneratorThread {
           state->result = std::move(r);
           state->changed.notify_all();
         }
-        ++stats_.steps;
       } catch (const std::exception& e) {
         fail(e.what(), taken, live);
         return;
       }
-      publish_stats();
       if (stopping && generator_.idle()) return;
     }
   }
