@@ -449,3 +449,24 @@ BOOST_AUTO_TEST_CASE(past_max_waiting_a_request_gets_503_and_sigterm_lets_the_re
   BOOST_TEST(json::parse((*b)->body)["usage"]["completion_tokens"] == 3);
   BOOST_TEST(server.wait() == 0);
 }
+
+BOOST_AUTO_TEST_CASE(with_an_api_key_the_v1_routes_need_it) {
+  Server server("--api-key sesame");
+  const std::string body = json({{"prompt", "hi"}, {"max_tokens", 2}}).dump();
+  const auto none = server.client().Post("/v1/completions", body, "application/json");
+  BOOST_REQUIRE(none);
+  BOOST_TEST(none->status == 401);
+  BOOST_TEST(none->body.find("needs an API key") != std::string::npos);
+  const auto wrong = server.client().Post("/v1/completions", {{"Authorization", "Bearer sesamE"}},
+                                          body, "application/json");
+  BOOST_REQUIRE(wrong);
+  BOOST_TEST(wrong->status == 401);
+  BOOST_TEST(wrong->body.find("not this server's") != std::string::npos);
+  const auto right = server.client().Post("/v1/completions", {{"Authorization", "Bearer sesame"}},
+                                          body, "application/json");
+  BOOST_REQUIRE(right);
+  BOOST_TEST(right->status == 200);
+  BOOST_TEST(server.client().Get("/v1/models")->status == 401);
+  BOOST_TEST(server.client().Get("/health")->status == 200);  // for probes, as /metrics
+  BOOST_TEST(server.client().Get("/metrics")->status == 200);
+}

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ctformer/ctformer.hpp"
+#include "generate_command.hpp"  // json_finish_reason: the same names as generate --json
 
 namespace ctformer::cli {
 
@@ -229,19 +230,6 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
                                              : to_valid_utf8(tokenizer.decode(p.ids)));
     }
   return c;
-}
-
-inline const char* api_finish_reason(FinishReason r) {
-  switch (r) {
-    case FinishReason::eos:
-    case FinishReason::stop_string:
-      return "stop";
-    case FinishReason::length:
-      return "length";
-    case FinishReason::cancelled:
-      return "cancelled";
-  }
-  return "?";
 }
 
 // The generator keeps a stop string at the end of the text; OpenAI's API leaves it out. `text` so

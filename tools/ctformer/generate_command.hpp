@@ -41,7 +41,8 @@ inline constexpr const char* kGenerateUsage =
     "  --device D           cpu (default), or cuda (a CUDA build of ctformer and a GPU)\n"
     "  --json               print a JSON array, one object per prompt (docs/cli.md)";
 
-// The JSON name of a finish reason: "stop" (end-of-text or a stop string), "length", "cancelled".
+// The JSON name of a finish reason, as OpenAI's API names them (`serve` answers with them too):
+// "stop" (end-of-text or a stop string), "length", "cancelled".
 inline std::string_view json_finish_reason(FinishReason r) {
   switch (r) {
     case FinishReason::eos:

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -33,7 +34,7 @@ namespace ctformer::cli {
 inline constexpr const char* kServeUsage =
     "usage: ctformer serve --model DIR|NAME [--host H] [--port P] [--batch-size N]\n"
     "                      [--max-waiting N] [--dtype fp32|fp16|bf16] [--device cpu|cuda]\n"
-    "                      [--served-model-name NAME] [--http-threads N]\n"
+    "                      [--served-model-name NAME] [--http-threads N] [--api-key KEY]\n"
     "\n"
     "Serves OpenAI's completions API (docs/serving.md): POST /v1/completions (streamed with\n"
     "\"stream\": true), GET /v1/models, GET /health, GET /metrics (Prometheus). Requests from all\n"
@@ -47,7 +48,9 @@ inline constexpr const char* kServeUsage =
     "  --dtype D            weights in fp32 (default), fp16 or bf16 (see docs/precision.md)\n"
     "  --device D           cpu (default), or cuda (a CUDA build of ctformer and a GPU)\n"
     "  --served-model-name NAME   the name clients give as \"model\" (default: --model's value)\n"
-    "  --http-threads N     connections served at once (default: 2 x batch size, at least 16)";
+    "  --http-threads N     connections served at once (default: 2 x batch size, at least 16)\n"
+    "  --api-key KEY        require \"Authorization: Bearer KEY\" on /v1/ routes (default: the\n"
+    "                       environment's CTFORMER_API_KEY; none when unset)";
 
 #if CTFORMER_CLI_SERVE
 
@@ -63,6 +66,14 @@ inline void send_error(httplib::Response& res, int status, const std::string& me
                        const std::string& type, const std::string& param = {}) {
   res.status = status;
   res.set_content(wire(api_error_json(message, type, param)), "application/json");
+}
+
+// Compares in a time that does not depend on where the strings differ, so that response times do
+// not reveal a key's prefix.
+inline bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char differ = a.size() != b.size();
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) differ |= a[i] ^ b[i];
+  return differ == 0;
 }
 
 // One completion in flight: its choices' streams and what the response has said so far.
@@ -156,7 +167,7 @@ inline void take_stop_signals() {
 template <class Model>
 int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& options,
           std::int64_t max_waiting, const std::string& served_model, const std::string& host,
-          int port, int http_threads, const std::string& description) {
+          int port, int http_threads, const std::string& api_key, const std::string& description) {
   using namespace serve_detail;
   using nlohmann::json;
   GeneratorThread<Model> generator(model, options, &tokenizer, max_waiting);
@@ -167,6 +178,19 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
   server.new_task_queue = [http_threads] { return new httplib::ThreadPool(http_threads); };
   server.set_payload_max_length(16 << 20);
   server.set_keep_alive_max_count(1000);
+  if (!api_key.empty())
+    server.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
+      if (!req.path.starts_with("/v1/") ||
+          same_secret(req.get_header_value("Authorization"), "Bearer " + api_key))
+        return httplib::Server::HandlerResponse::Unhandled;
+      send_error(
+          res, 401,
+          req.has_header("Authorization")
+              ? "the API key in the Authorization header is not this server's"
+              : "this server needs an API key: send the header \"Authorization: Bearer KEY\"",
+          "authentication_error");
+      return httplib::Server::HandlerResponse::Handled;
+    });
 
   server.Post("/v1/completions", [&](const httplib::Request& req, httplib::Response& res) {
     auto c = std::make_shared<Completion>();
@@ -212,7 +236,7 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
         choices.push_back({{"text", results.back().text},
                            {"index", i},
                            {"logprobs", nullptr},
-                           {"finish_reason", api_finish_reason(results.back().finish_reason)}});
+                           {"finish_reason", json_finish_reason(results.back().finish_reason)}});
       }
       json out = c->envelope();
       out["model"] = served_model;
@@ -244,7 +268,7 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
                     json::array({{{"text", text},
                                   {"index", i},
                                   {"logprobs", nullptr},
-                                  {"finish_reason", finished ? json(api_finish_reason(*finished))
+                                  {"finish_reason", finished ? json(json_finish_reason(*finished))
                                                              : json(nullptr)}}});
                 if (c->request.include_usage) chunk["usage"] = nullptr;
                 // A client that went away: its requests are cancelled as `c` goes.
@@ -356,8 +380,9 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
                 ": the address is not this machine's, or another process holds the port; pick "
                 "another with --port (0 takes a free one)");
 
-  std::printf("ctformer serve: %s as '%s' on http://%s:%d (POST /v1/completions)\n",
-              description.c_str(), served_model.c_str(), host.c_str(), bound);
+  std::printf("ctformer serve: %s as '%s' on http://%s:%d (POST /v1/completions%s)\n",
+              description.c_str(), served_model.c_str(), host.c_str(), bound,
+              api_key.empty() ? "" : "; API key required");
   std::fflush(stdout);
   server_to_stop = &server;
   const bool listened = server.listen_after_bind();
@@ -382,6 +407,8 @@ inline int serve_main(int argc, char** argv) {
   const std::string dtype_name = args.value("--dtype").value_or("fp32");
   const std::string device_name = args.value("--device").value_or("cpu");
   const auto served_name = args.value("--served-model-name");
+  const char* key_variable = std::getenv("CTFORMER_API_KEY");
+  const std::string api_key = args.value("--api-key").value_or(key_variable ? key_variable : "");
   const int http_threads =
       args.number<int>("--http-threads")
           .value_or(std::max<int>(16, int(std::min<std::int64_t>(2 * options.max_batch, 1024))));
@@ -400,7 +427,7 @@ inline int serve_main(int argc, char** argv) {
   const Gpt2Tokenizer tokenizer = Gpt2Tokenizer::from_directory(model_path);
   return with_gpt2(device, dtype, model_path, [&](auto& model) {
     return serve(model, tokenizer, options, max_waiting, served_name.value_or(*model_dir), host,
-                 port, http_threads, device_name + " " + dtype_name);
+                 port, http_threads, api_key, device_name + " " + dtype_name);
   });
 #else
   (void)dtype;
