@@ -6,7 +6,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     SECONDS per target: 30 by default (CI); longer by hand
 #
-# Targets: safetensors config tokenizer_load tokenizer_encode prompt_file (all by default).
+# Targets: safetensors config tokenizer_load tokenizer_encode prompt_file completion_request (all
+# by default).
 # Build folder: build-fuzz/ (override with CTFORMER_FUZZ_BUILD_DIR). Inputs the fuzzer finds
 # interesting accumulate in build-fuzz/fuzz-corpus/<target> (not committed); crash inputs land in
 # build-fuzz/fuzz-artifacts/<target>/. A fixed crash input belongs in tests/fuzz/regressions/<target>/,
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-${CTFORMER_FUZZ_SECONDS:-30}}
 [ $# -gt 0 ] && shift
-all_targets=(safetensors config tokenizer_load tokenizer_encode prompt_file)
+all_targets=(safetensors config tokenizer_load tokenizer_encode prompt_file completion_request)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -eq 0 ]; then

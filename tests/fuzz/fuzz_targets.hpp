@@ -30,7 +30,8 @@
 #include "ctformer/io/gpt2_config.hpp"
 #include "ctformer/io/safetensors.hpp"
 #include "ctformer/tokenizer/tokenizer.hpp"
-#include "prompt_file.hpp"  // tools/ctformer
+#include "completions_api.hpp"  // tools/ctformer
+#include "prompt_file.hpp"      // tools/ctformer
 
 namespace ctformer::fuzz {
 
@@ -263,6 +264,36 @@ inline void prompt_file(std::span<const std::uint8_t> in) {
   check(pos >= text.size(), "lines were left unread");
 }
 
+// ---- completion_request: the body of POST /v1/completions (ctformer serve), from the network ----
+inline void completion_request(std::span<const std::uint8_t> in) {
+  const nlohmann::json body = nlohmann::json::parse(in.begin(), in.end(), nullptr, false);
+  if (body.is_discarded()) return;  // not JSON: the server answers 400 before parsing fields
+  const Gpt2Tokenizer& tok = encode_tokenizer();
+  cli::CompletionRequest c;
+  try {
+    c = cli::parse_completion_request(body, "served", tok);
+  } catch (const cli::ApiError& e) {
+    check(e.status == 400 || e.status == 404, "an API error with status " + std::to_string(e.status));
+    check(!std::string(e.what()).empty(), "an API error without a message");
+    return;
+  }
+  // Accepted: n choices for each prompt, every one a request the generator would take (its
+  // parameters valid, its ids in the vocabulary), the stop strings non-empty.
+  check(c.n >= 1 && c.n <= 128, "accepted n = " + std::to_string(c.n));
+  check(!c.choices.empty() && c.choices.size() % c.n == 0 && c.choices.size() <= 1024,
+        "accepted " + std::to_string(c.choices.size()) + " choices for n " + std::to_string(c.n));
+  check(c.echo_texts.size() == c.choices.size(), "an echo text per choice");
+  check(!c.include_usage || c.stream, "include_usage without stream");
+  for (const std::string& stop : c.stop_strings) check(!stop.empty(), "accepted an empty stop");
+  for (const Request& r : c.choices) {
+    r.params.validate();  // InputError here is a finding: it would have been a 500
+    check(r.params.stop_strings == c.stop_strings, "a choice with other stop strings");
+    check(r.prompt.empty() || r.text.empty(), "a choice with both text and ids");
+    for (const std::int32_t id : r.prompt)
+      check(id >= 0 && std::size_t(id) < tok.vocab_size(), "accepted id " + std::to_string(id));
+  }
+}
+
 // Every target, by name (the folder names under tests/fuzz/corpus and tests/fuzz/regressions).
 struct Target {
   std::string_view name;
@@ -271,7 +302,7 @@ struct Target {
 inline constexpr Target kTargets[] = {
     {"safetensors", safetensors},       {"config", config},
     {"tokenizer_load", tokenizer_load}, {"tokenizer_encode", tokenizer_encode},
-    {"prompt_file", prompt_file},
+    {"prompt_file", prompt_file},       {"completion_request", completion_request},
 };
 
 }  // namespace ctformer::fuzz

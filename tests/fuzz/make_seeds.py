@@ -344,6 +344,40 @@ def prompt_file_seeds():
     }
 
 
+def completion_request_seeds():
+    """Bodies of POST /v1/completions: each prompt form and field, and the refusals."""
+    bodies = {
+        "text": {"prompt": "My example 0", "max_tokens": 47, "temperature": 0},
+        "all_fields": {"model": "served", "prompt": ["a", "b"], "max_tokens": 5,
+                       "temperature": 0.7, "top_p": 0.9, "top_k": 40, "repetition_penalty": 1.2,
+                       "n": 2, "best_of": 2, "seed": 7, "stop": ["\n", "."], "echo": True,
+                       "ignore_eos": True, "stream": True,
+                       "stream_options": {"include_usage": True}, "user": "u",
+                       "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": {},
+                       "suffix": "", "logprobs": None},
+        "ids": {"prompt": [1, 2, 3], "max_tokens": None},
+        "ids_batch": {"prompt": [[1, 2], [3]], "n": 3},
+        "mixed_batch": {"prompt": ["x", [4, 5]]},
+        "bad_id": {"prompt": [99999999999]},
+        "negative_id": {"prompt": [-1]},
+        "float_id": {"prompt": [1.5]},
+        "bad_n": {"prompt": "x", "n": 0},
+        "big_n": {"prompt": ["x"] * 20, "n": 128},
+        "bad_types": {"prompt": "x", "temperature": "hot", "stream": 1, "stop": [1]},
+        "wrong_model": {"prompt": "x", "model": 3},
+        "unsupported": {"prompt": "x", "logprobs": 1, "suffix": "y", "logit_bias": {"1": 2}},
+        "huge_numbers": {"prompt": "x", "max_tokens": 1e300, "seed": 18446744073709551615,
+                         "top_k": -2, "temperature": 1e39},
+        "empty_prompt": {"prompt": ""},
+        "empty_array": {"prompt": []},
+        "no_prompt": {"max_tokens": 3},
+    }
+    seeds = {k: json.dumps(v).encode() for k, v in bodies.items()}
+    seeds["not_object"] = b"[1, 2, 3]"
+    seeds["unicode"] = rb'{"prompt": "caf\u00e9 \ud83d\udc4b", "stop": "\u00e9"}'
+    return seeds
+
+
 def main():
     tokens, merges = train_bpe(TRAINING_TEXT, 1200)
     data = os.path.join(ROOT, "data")
@@ -357,6 +391,7 @@ def main():
         "tokenizer_load": tokenizer_load_seeds(tokens, merges),
         "tokenizer_encode": encode_seeds(),
         "prompt_file": prompt_file_seeds(),
+        "completion_request": completion_request_seeds(),
     }
     for target, seeds in corpora.items():
         folder = os.path.join(ROOT, "corpus", target)

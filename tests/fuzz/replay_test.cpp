@@ -80,6 +80,9 @@ BOOST_AUTO_TEST_CASE(tokenizer_encode) {
 BOOST_AUTO_TEST_CASE(prompt_file) {
   replay(target("prompt_file"));
 }
+BOOST_AUTO_TEST_CASE(completion_request) {
+  replay(target("completion_request"));
+}
 
 // Every target has a test case above and a corpus folder.
 BOOST_AUTO_TEST_CASE(every_target_has_a_corpus) {
@@ -102,4 +105,6 @@ BOOST_AUTO_TEST_CASE(deeply_nested_values_in_error_messages) {
   run("safetensors", file + header);
   run("config", R"({"vocab_size":)" + deep + "}");
   run("tokenizer_load", R"({"a":)" + deep + "}" + std::string(1, '\0'));
+  run("completion_request", R"({"prompt":)" + deep + "}");
+  run("completion_request", R"({"prompt":"x","stop":)" + deep + "}");
 }

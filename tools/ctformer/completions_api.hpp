@@ -8,12 +8,16 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "ctformer/ctformer.hpp"
-#include "generate_command.hpp"  // json_finish_reason: the same names as generate --json
+#include "ctformer/core/error.hpp"
+#include "ctformer/core/json_excerpt.hpp"
+#include "ctformer/generation/generator.hpp"
+#include "ctformer/tokenizer/gpt2_tokenizer.hpp"
+#include "ctformer/tokenizer/utf8.hpp"
 
 namespace ctformer::cli {
 
@@ -230,6 +234,21 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
                                              : to_valid_utf8(tokenizer.decode(p.ids)));
     }
   return c;
+}
+
+// The JSON name of a finish reason, OpenAI's (`generate --json` uses them too): "stop" (end-of-text
+// or a stop string), "length", "cancelled".
+inline std::string_view json_finish_reason(FinishReason r) {
+  switch (r) {
+    case FinishReason::eos:
+    case FinishReason::stop_string:
+      return "stop";
+    case FinishReason::length:
+      return "length";
+    case FinishReason::cancelled:
+      return "cancelled";
+  }
+  return "?";
 }
 
 // The generator keeps a stop string at the end of the text; OpenAI's API leaves it out. `text` so

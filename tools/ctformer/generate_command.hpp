@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "arguments.hpp"
+#include "completions_api.hpp"  // json_finish_reason
 #include "ctformer/ctformer.hpp"
 #include "hub/hub.hpp"
 #include "prompt_file.hpp"
@@ -40,21 +41,6 @@ inline constexpr const char* kGenerateUsage =
     "  --dtype D            weights in fp32 (default), fp16 or bf16 (see docs/precision.md)\n"
     "  --device D           cpu (default), or cuda (a CUDA build of ctformer and a GPU)\n"
     "  --json               print a JSON array, one object per prompt (docs/cli.md)";
-
-// The JSON name of a finish reason, as OpenAI's API names them (`serve` answers with them too):
-// "stop" (end-of-text or a stop string), "length", "cancelled".
-inline std::string_view json_finish_reason(FinishReason r) {
-  switch (r) {
-    case FinishReason::eos:
-    case FinishReason::stop_string:
-      return "stop";
-    case FinishReason::length:
-      return "length";
-    case FinishReason::cancelled:
-      return "cancelled";
-  }
-  return "?";
-}
 
 inline int generate_main(int argc, char** argv) {
   Arguments args(argc, argv, kGenerateUsage);

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Checks `ctformer serve` with OpenAI's own Python client (pip install openai): a completion, the
+same completion streamed, the model list, and the errors the client maps to its exception types.
+
+    build/tools/ctformer/ctformer serve --model gpt2 --port 8000 --api-key KEY &
+    python3 tools/openai_client_check.py --url http://127.0.0.1:8000/v1 --api-key KEY
+
+Exits 0 when every check passes; prints what it saw either way. CI does not install the client,
+so this is run by hand (docs/serving.md records the versions checked).
+"""
+import argparse
+import sys
+
+import openai
+from openai import OpenAI
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", default="http://127.0.0.1:8000/v1")
+    parser.add_argument("--api-key", default="unused")
+    args = parser.parse_args()
+    client = OpenAI(base_url=args.url, api_key=args.api_key)
+    model = client.models.list().data[0].id
+    print(f"openai {openai.__version__}, model {model!r}")
+
+    whole = client.completions.create(model=model, prompt="My example 0", max_tokens=8,
+                                      temperature=0)
+    print("completion:", repr(whole.choices[0].text), whole.choices[0].finish_reason, whole.usage)
+    parts, usage = [], None
+    for chunk in client.completions.create(model=model, prompt="My example 0", max_tokens=8,
+                                           temperature=0, stream=True,
+                                           stream_options={"include_usage": True}):
+        parts.extend(c.text for c in chunk.choices)
+        usage = chunk.usage or usage
+    print("streamed:  ", repr("".join(parts)), usage)
+    assert "".join(parts) == whole.choices[0].text, "the streamed text differs"
+    assert usage.completion_tokens == whole.usage.completion_tokens
+
+    def refused(error_type, **request):
+        try:
+            client.completions.create(model=model, prompt="x", **request)
+        except error_type as e:
+            print(f"{error_type.__name__}: {e.status_code} {e.message}")
+            return
+        raise AssertionError(f"{request} was not refused with {error_type.__name__}")
+
+    refused(openai.BadRequestError, logprobs=2)
+    refused(openai.NotFoundError, extra_body={"model": "no-such-model"})
+    try:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        raise AssertionError("the chat API answered")
+    except openai.NotFoundError as e:
+        print(f"chat: NotFoundError {e.status_code} {e.message}")
+    print("openai_client_check: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
