@@ -151,9 +151,9 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
       std::max<std::int64_t>(integer("top_k", 0, -1, std::numeric_limits<std::int32_t>::max()), 0));
   params.repetition_penalty = float(number("repetition_penalty", 1.0));
   params.stop_at_eos = !boolean("ignore_eos");
-  const std::optional<std::int64_t> seed =
-      field("seed") ? std::optional(integer("seed", 0, 0, std::numeric_limits<std::int64_t>::max()))
-                    : std::nullopt;
+  // Not an optional: GCC 12 for AArch64 warns that the optional's value may be used uninitialized.
+  const bool seeded = field("seed") != nullptr;
+  const std::int64_t seed = integer("seed", 0, 0, std::numeric_limits<std::int64_t>::max());
   if (const json* stop = field("stop")) {
     if (stop->is_string()) {
       c.stop_strings.push_back(stop->get<std::string>());
@@ -227,7 +227,7 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
       r.text = p.text;
       r.prompt = p.ids;
       r.params = params;
-      if (seed) r.params.seed = std::uint64_t(*seed) + j;  // n samples, not n copies of one
+      if (seeded) r.params.seed = std::uint64_t(seed) + j;  // n samples, not n copies of one
       c.choices.push_back(std::move(r));
       c.echo_texts.push_back(!echo           ? std::string()
                              : p.ids.empty() ? p.text
