@@ -2,7 +2,7 @@
 # Builds, on a machine without a GPU, everything tools/gpu-check.sh runs on one, and gathers it in a
 # folder small enough to copy there: the CUDA test programs, the CUDA CLI and benchmark, the shared
 # libraries they need that a CUDA machine may lack (Boost.Test, the C++ and OpenMP runtimes,
-# cudart; cuBLASLt is taken from the CUDA machine), and GPT-2's vocabulary when it is at hand.
+# cudart, cpp-httplib and its Brotli for `ctformer serve`; cuBLASLt is taken from the CUDA machine), and GPT-2's vocabulary when it is at hand.
 #   tools/gpu-bundle.sh [CUDA_ARCH]    (default 90: Hopper; the folder: build-gpu-bundle/bundle)
 # Then, on the GPU machine, from a checkout of the same commit:
 #   tools/gpu-check.sh --bundle build-gpu-bundle/bundle [LOG_DIR]
@@ -27,7 +27,8 @@ cp "$build"/tests/cuda/cuda_*_test "$build/tests/cli/cli_cuda_test" "$build/tool
 # The C++ runtime goes to lib/fallback, used only where the GPU machine's own is older.
 mkdir -p "$bundle/lib/fallback"
 deps=$(ldd "$bundle"/bin/*)
-for lib in libboost_unit_test_framework libgomp libcudart libstdc++ libgcc_s; do
+for lib in libboost_unit_test_framework libgomp libcudart libcpp-httplib libbrotlienc libbrotlidec \
+  libbrotlicommon libstdc++ libgcc_s; do
   path=$(awk -v l="$lib" 'index($1, l) == 1 && $3 ~ /^\// {print $3}' <<<"$deps" | head -1)
   to=$bundle/lib
   [[ $lib == libstdc++ || $lib == libgcc_s ]] && to=$bundle/lib/fallback

@@ -123,6 +123,9 @@ if [[ -f $vocab/vocab.json && -f $vocab/merges.txt ]] && python3 -c 'import torc
   step random-model 60 python3 tools/make_random_gpt2.py "$model" --vocab-dir "$vocab"
   step compare-fp16 150 python3 bench/seed_workload/compare_transformers.py "$model" --prompts 256 \
     --ctformer "$cli" --ctformer-batch 256 --hf-batch-sizes 64,256 --device cuda --dtype fp16
+  # The same prompts through `ctformer serve` on the GPU, from 64 concurrent streaming clients.
+  step serve-fp16 90 python3 bench/serve/serve_load.py --prompts 256 --clients 64 --stream \
+    --start "$cli serve --model $model --device cuda --dtype fp16 --batch-size 64"
 else
   summary+=("| compare-fp16 | SKIPPED: no GPT-2 vocabulary in $vocab, or no torch/transformers | 0 s |")
 fi
@@ -157,6 +160,11 @@ sanitize initcheck  # last: reads of device memory nothing wrote (skipped when o
   echo
   echo "Seed workload beside transformers, fp16:"
   grep -shE "^\||prompts, greedy" "$log/compare-fp16.log"
+  echo
+  echo "The same through ctformer serve, 64 streaming clients (bench/serve/serve_load.py):"
+  echo '```'
+  grep -shE "^(requests|errors|generated_tokens_per_s|ttft_ms_p50|inter_token_ms_p50) " "$log/serve-fp16.log"
+  echo '```'
 } | tee "$log/summary.md"
 if [[ -n ${OUT:-} ]]; then
   cp "$log/summary.md" "$OUT/summary.md"

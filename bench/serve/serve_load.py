@@ -6,12 +6,16 @@ the seed's words/s, request latency and, with --stream, time to first token and 
 
     build/tools/ctformer/ctformer serve --model gpt2 --port 8000 &
     python3 bench/serve/serve_load.py --url http://127.0.0.1:8000 --clients 64
+or, starting the server on a free port and stopping it (SIGTERM) at the end:
+    python3 bench/serve/serve_load.py --start "build/tools/ctformer/ctformer serve --model gpt2"
 
 Python's standard library only (one thread per client). Progress goes to stderr every 100 requests.
 """
 import argparse
 import http.client
 import json
+import shlex
+import subprocess
 import sys
 import threading
 import time
@@ -33,7 +37,30 @@ def main():
     parser.add_argument("--max-tokens", type=int, default=47)
     parser.add_argument("--stream", action="store_true", help="stream, and time each token")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--start", metavar="COMMAND",
+                        help="start this server command with --port 0, load it, then stop it")
     args = parser.parse_args()
+
+    server = None
+    if args.start:
+        server = subprocess.Popen(shlex.split(args.start) + ["--port", "0"], stdout=subprocess.PIPE,
+                                  text=True)
+        line = server.stdout.readline()  # "... on http://HOST:PORT (...)"
+        if " on http://" not in line:
+            server.kill()
+            sys.exit(f"serve_load: the server did not start (first line: {line.strip()!r})")
+        args.url = line.split(" on ", 1)[1].split()[0]
+        print(f"serve_load: started {args.start} at {args.url}", file=sys.stderr, flush=True)
+    try:
+        return load(args)
+    finally:
+        if server:
+            server.terminate()
+            if server.wait(timeout=60) != 0:
+                print(f"serve_load: the server exited with {server.returncode}", file=sys.stderr)
+
+
+def load(args):
 
     url = urllib.parse.urlsplit(args.url)
     host, port = url.hostname, url.port or 80
