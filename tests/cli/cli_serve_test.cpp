@@ -36,14 +36,14 @@ namespace {
 // `ctformer serve` on a free port, stopped with SIGTERM by stop() or at the end.
 class Server {
  public:
-  explicit Server(const std::string& options = "") {
+  explicit Server(const std::string& options = "",
+                  const std::string& model = test::TinyFullVocabModel::shared().arg()) {
     int out[2];
     BOOST_REQUIRE(::pipe(out) == 0);
     const char* env = std::getenv("CTFORMER_CLI");
     const std::string cli = env && *env ? env : CTFORMER_CLI;
-    const std::string command = "exec '" + cli + "' serve " +
-                                test::TinyFullVocabModel::shared().arg() +
-                                " --port 0 --served-model-name tiny " + options;
+    const std::string command =
+        "exec '" + cli + "' serve " + model + " --port 0 --served-model-name tiny " + options;
     pid_ = ::fork();
     BOOST_REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
@@ -107,6 +107,24 @@ class Server {
  private:
   pid_t pid_ = -1;
   int port_ = 0;
+};
+
+// A model with GPT-2's whole context (1,024 positions), wider than the tiny one: a request that
+// runs to its end takes long enough (over a thousand steps) for a disconnect to catch it running.
+struct LongContextModel {
+  test::TempDir dir{"long-context"};
+  LongContextModel() {
+    test::write_random_gpt2(dir.path,
+                            {.vocab_size = 50257,
+                             .n_positions = 1024,
+                             .n_embd = 64,
+                             .n_inner = 256,
+                             .eos_token_id = 50256},
+                            11);
+    for (const char* f : {"vocab.json", "merges.txt"})
+      std::filesystem::copy_file(*test::gpt2_vocab_dir() / f, dir.path / f);
+  }
+  std::string arg() const { return "--model '" + dir.path.string() + "'"; }
 };
 
 // What the library generates for `params` from `prompt` on the same model.
@@ -389,7 +407,8 @@ httplib::Result stream_until(const Server& server, const json& body,
 }
 
 BOOST_AUTO_TEST_CASE(a_client_that_goes_away_has_its_request_cancelled) {
-  Server server;
+  const LongContextModel model;
+  Server server("", model.arg());
   const json endless = {
       {"prompt", "x"}, {"max_tokens", nullptr}, {"ignore_eos", true}, {"stream", true}};
   stream_until(server, endless,
