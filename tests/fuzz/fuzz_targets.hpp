@@ -25,13 +25,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "completions_api.hpp"  // tools/ctformer
 #include "ctformer/core/error.hpp"
 #include "ctformer/generation/generation_params.hpp"
 #include "ctformer/io/gpt2_config.hpp"
 #include "ctformer/io/safetensors.hpp"
 #include "ctformer/tokenizer/tokenizer.hpp"
-#include "completions_api.hpp"  // tools/ctformer
-#include "prompt_file.hpp"      // tools/ctformer
+#include "prompt_file.hpp"  // tools/ctformer
 
 namespace ctformer::fuzz {
 
@@ -273,7 +273,8 @@ inline void completion_request(std::span<const std::uint8_t> in) {
   try {
     c = cli::parse_completion_request(body, "served", tok);
   } catch (const cli::ApiError& e) {
-    check(e.status == 400 || e.status == 404, "an API error with status " + std::to_string(e.status));
+    check(e.status == 400 || e.status == 404,
+          "an API error with status " + std::to_string(e.status));
     check(!std::string(e.what()).empty(), "an API error without a message");
     return;
   }

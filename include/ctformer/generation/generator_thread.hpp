@@ -47,7 +47,6 @@ struct StreamState {
   std::optional<Result> result;
   std::exception_ptr error;
   std::atomic<bool> cancel{false};
-  RequestId id = 0;  // the generator's id, once its thread has taken the request
 };
 
 // The queue between callers and the generator's thread, and how callers wake it.
@@ -212,8 +211,8 @@ class GeneratorThread {
       }
       try {
         for (auto& [request, state] : taken) {
-          state->id = generator_.submit(std::move(request));
-          live.emplace(state->id, std::move(state));
+          const RequestId id = generator_.submit(std::move(request));
+          live.emplace(id, std::move(state));
         }
         for (auto& [id, state] : live)
           if (stopping || state->cancel) generator_.cancel(id);
@@ -282,11 +281,10 @@ class GeneratorThread {
   void publish_stats() {
     std::lock_guard lock(stats_mutex_);
     stats_.running = std::int64_t(generator_.running());
-    stats_.waiting = std::int64_t(generator_.waiting());
     stats_.kv_blocks_free = generator_.free_kv_blocks();
     stats_.kv_blocks = generator_.kv_blocks();
     stats_.preemptions = generator_.preemptions();
-    generator_waiting_ = stats_.waiting;
+    generator_waiting_ = std::int64_t(generator_.waiting());  // stats() adds what callers queued
   }
 
   Generator<Model> generator_;  // used by the thread alone, but for prepare() (const, reads only)
