@@ -34,6 +34,9 @@
 #ifndef CTFORMER_CUDA_STATUS
 #define CTFORMER_CUDA_STATUS "this ctformer was built without CUDA"
 #endif
+#ifndef CTFORMER_CLI_SERVE  // set by tools/ctformer/CMakeLists.txt when cpp-httplib is found
+#define CTFORMER_CLI_SERVE 0
+#endif
 
 namespace ctformer::cli {
 
@@ -171,6 +174,7 @@ inline int info_main(int argc, char** argv) {
             {"head_dims", "any"}}},
           {"cuda", {{"built", cuda.built}, {"status", cuda.status}}}}},
         {"gpu", {{"usable", cuda.gpu_usable}, {"detail", cuda.gpu}}},
+        {"serve", {{"built", bool(CTFORMER_CLI_SERVE)}}},
     };
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
@@ -216,6 +220,11 @@ inline int info_main(int argc, char** argv) {
   std::printf("cuda backend  %s (%s)\n", cuda.built ? "built" : "not built into this binary",
               cuda.status.c_str());
   std::printf("gpu           %s\n", cuda.gpu.c_str());
+  std::printf("serve         %s\n",
+              CTFORMER_CLI_SERVE
+                  ? "built: ctformer serve, OpenAI's completions API (docs/serving.md)"
+                  : "not built into this binary: cpp-httplib was not found when it "
+                    "was configured (Debian: libcpp-httplib-dev)");
   return 0;
 }
 
