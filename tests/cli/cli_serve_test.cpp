@@ -4,13 +4,11 @@
 #define BOOST_TEST_MODULE cli_serve
 #include <boost/test/unit_test.hpp>
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -65,7 +63,11 @@ class Server {
     }
     ::close(out[0]);
     const auto at = line.find("http://127.0.0.1:");
-    BOOST_REQUIRE_MESSAGE(at != std::string::npos, "the server did not start: '" << line << "'");
+    if (at == std::string::npos) {
+      ::kill(pid_, SIGKILL);  // not left running: it would hold CTest's output pipe open
+      wait();
+      BOOST_FAIL("the server did not start: '" << line << "'");
+    }
     port_ = std::stoi(line.substr(at + 17));
   }
   ~Server() {
@@ -78,9 +80,13 @@ class Server {
     return wait();
   }
   void terminate() const { ::kill(pid_, SIGTERM); }
+  // The exit status once it exits; -1 if it is killed, as it is after 60 s.
   int wait() {
     int status = 0;
-    ::waitpid(pid_, &status, 0);
+    for (int waited_ms = 0; ::waitpid(pid_, &status, WNOHANG) == 0; waited_ms += 10) {
+      if (waited_ms == 60'000) ::kill(pid_, SIGKILL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
