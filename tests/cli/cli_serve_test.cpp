@@ -1,6 +1,6 @@
 // `ctformer serve` end to end: the tool runs as a server on a free loopback port, and clients send
 // it OpenAI completions requests. What it answers is checked against the library's Generator on the
-// same model (a small random model with GPT-2's real vocabulary).
+// same model (a small random model).
 #define BOOST_TEST_MODULE cli_serve
 #include <boost/test/unit_test.hpp>
 
@@ -31,11 +31,39 @@ using nlohmann::json;
 
 namespace {
 
+// A random one-layer GPT-2 with the small byte-level BPE vocabulary committed for the fuzz targets
+// (tests/fuzz/data: 1,070 tokens, <|endoftext|> last), so that these tests run without GPT-2's own
+// vocabulary files.
+struct SmallVocabModel {
+  static constexpr std::int64_t kVocab = 1070;
+  test::TempDir dir;
+  SmallVocabModel(std::int64_t n_positions, std::int64_t n_embd)
+      : dir("serve-model-" + std::to_string(n_positions) + "x" + std::to_string(n_embd)) {
+    test::write_random_gpt2(dir.path,
+                            {.vocab_size = kVocab,
+                             .n_positions = n_positions,
+                             .n_embd = n_embd,
+                             .n_inner = 4 * n_embd,
+                             .eos_token_id = kVocab - 1},
+                            7);
+    for (const char* f : {"vocab.json", "merges.txt"})
+      std::filesystem::copy_file(std::filesystem::path(CTFORMER_SOURCE_DIR) / "tests/fuzz/data" / f,
+                                 dir.path / f);
+  }
+  std::string arg() const { return "--model '" + dir.path.string() + "'"; }
+
+  // The model most tests serve: 64 positions.
+  static const SmallVocabModel& tiny() {
+    static const SmallVocabModel model(64, 16);
+    return model;
+  }
+};
+
 // `ctformer serve` on a free port, stopped with SIGTERM by stop() or at the end.
 class Server {
  public:
   explicit Server(const std::string& options = "",
-                  const std::string& model = test::TinyFullVocabModel::shared().arg()) {
+                  const std::string& model = SmallVocabModel::tiny().arg()) {
     int out[2];
     BOOST_REQUIRE(::pipe(out) == 0);
     const char* env = std::getenv("CTFORMER_CLI");
@@ -115,29 +143,10 @@ class Server {
   int port_ = 0;
 };
 
-// A model with GPT-2's whole context (1,024 positions), wider than the tiny one: a request that
-// runs to its end takes long enough (over a thousand steps) for a disconnect to catch it running.
-struct LongContextModel {
-  test::TempDir dir{"long-context"};
-  LongContextModel() {
-    test::write_random_gpt2(dir.path,
-                            {.vocab_size = 50257,
-                             .n_positions = 1024,
-                             .n_embd = 64,
-                             .n_inner = 256,
-                             .eos_token_id = 50256},
-                            11);
-    for (const char* f : {"vocab.json", "merges.txt"})
-      std::filesystem::copy_file(*test::gpt2_vocab_dir() / f, dir.path / f);
-  }
-  std::string arg() const { return "--model '" + dir.path.string() + "'"; }
-};
-
 // What the library generates for `params` from `prompt` on the same model.
 Result library(const std::string& prompt, GenerationParams params) {
-  static auto model = GPT2<cpu, float>::from_directory(test::TinyFullVocabModel::shared().dir.path);
-  static const auto tokenizer =
-      Gpt2Tokenizer::from_directory(test::TinyFullVocabModel::shared().dir.path);
+  static auto model = GPT2<cpu, float>::from_directory(SmallVocabModel::tiny().dir.path);
+  static const auto tokenizer = Gpt2Tokenizer::from_directory(SmallVocabModel::tiny().dir.path);
   Generator alone(model, {}, &tokenizer);
   Request r;
   r.text = prompt;
@@ -171,9 +180,6 @@ std::vector<std::string> events(const std::string& body) {
 
 }  // namespace
 
-using ctformer::test::RequireGpt2Vocab;
-BOOST_TEST_GLOBAL_FIXTURE(RequireGpt2Vocab);
-
 BOOST_AUTO_TEST_CASE(a_greedy_completion_is_what_the_library_generates) {
   Server server;
   const auto r = server.post(
@@ -191,6 +197,19 @@ BOOST_AUTO_TEST_CASE(a_greedy_completion_is_what_the_library_generates) {
   BOOST_TEST(j["usage"]["completion_tokens"] == want.tokens.size());
   BOOST_TEST(j["usage"]["total_tokens"] == want.prompt.size() + want.tokens.size());
   BOOST_TEST(server.stop() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(max_tokens_defaults_to_16_and_null_runs_to_the_end_of_the_context) {
+  Server server;
+  const auto sixteen = server.post({{"prompt", "a b c"}, {"ignore_eos", true}});
+  BOOST_REQUIRE(sixteen);
+  BOOST_TEST(json::parse(sixteen->body)["usage"]["completion_tokens"] == 16);
+  const auto all =
+      server.post({{"prompt", "a b c"}, {"max_tokens", nullptr}, {"ignore_eos", true}});
+  BOOST_REQUIRE(all);
+  const json u = json::parse(all->body)["usage"];
+  BOOST_TEST(u["total_tokens"] == 64);  // the model's context
+  BOOST_TEST(json::parse(all->body)["choices"][0]["finish_reason"] == "length");
 }
 
 BOOST_AUTO_TEST_CASE(streamed_chunks_add_up_to_the_whole_completion) {
@@ -237,7 +256,7 @@ BOOST_AUTO_TEST_CASE(streamed_chunks_add_up_to_the_whole_completion) {
 
 BOOST_AUTO_TEST_CASE(concurrent_clients_each_get_what_they_would_alone) {
   Server server("--batch-size 4");
-  const auto tokenizer = Gpt2Tokenizer::from_directory(test::TinyFullVocabModel::shared().dir.path);
+  const auto tokenizer = Gpt2Tokenizer::from_directory(SmallVocabModel::tiny().dir.path);
   constexpr int kClients = 10;
   std::vector<json> answers(kClients);
   std::vector<std::thread> clients;
@@ -286,14 +305,15 @@ BOOST_AUTO_TEST_CASE(n_samples_with_a_seed_are_the_librarys_samples_at_seed_and_
     BOOST_TEST(j["choices"][i]["index"] == i);
     BOOST_TEST(j["choices"][i]["text"].get<std::string>() == library("Once upon a time", p).text);
   }
-  BOOST_TEST(j["usage"]["prompt_tokens"] == 4);  // the prompt counted once for its n choices
+  // The prompt counted once for its n choices.
+  BOOST_TEST(j["usage"]["prompt_tokens"] == library("Once upon a time", greedy(1)).prompt.size());
 }
 
 BOOST_AUTO_TEST_CASE(a_stop_string_ends_the_text_and_is_left_out) {
   Server server;
   const Result whole = library("My example 2", greedy(16));
   // A stop string from the middle of the greedy text: one token's text.
-  const auto tokenizer = Gpt2Tokenizer::from_directory(test::TinyFullVocabModel::shared().dir.path);
+  const auto tokenizer = Gpt2Tokenizer::from_directory(SmallVocabModel::tiny().dir.path);
   std::string stop;
   for (std::size_t t = whole.tokens.size() / 2; t < whole.tokens.size() && stop.empty(); ++t) {
     const std::string piece = tokenizer.decode(std::vector{whole.tokens[t]});
@@ -335,7 +355,7 @@ BOOST_AUTO_TEST_CASE(bad_requests_get_an_error_that_names_the_problem) {
       {"[1, 2]", 400, "not a JSON object"},
       {R"({"max_tokens": 3})", 400, "'prompt' is required"},
       {R"({"prompt": {"a": 1}})", 400, "'prompt' must be"},
-      {R"({"prompt": [50257]})", 400, "not an id of the vocabulary (0 to 50256)"},
+      {R"({"prompt": [1070]})", 400, "not an id of the vocabulary (0 to 1069)"},
       {R"({"prompt": [-1]})", 400, "not an id of the vocabulary"},
       {R"({"prompt": "hi", "model": "gpt-4"})", 404, "this server serves 'tiny'"},
       {R"({"prompt": "hi", "logprobs": 1})", 400, "'logprobs' is not supported"},
@@ -413,7 +433,9 @@ httplib::Result stream_until(const Server& server, const json& body,
 }
 
 BOOST_AUTO_TEST_CASE(a_client_that_goes_away_has_its_request_cancelled) {
-  const LongContextModel model;
+  // GPT-2's whole context and wider: a request that runs to its end takes over a thousand steps,
+  // so the disconnect catches it running.
+  const SmallVocabModel model(1024, 64);
   Server server("", model.arg());
   const json endless = {
       {"prompt", "x"}, {"max_tokens", nullptr}, {"ignore_eos", true}, {"stream", true}};
@@ -430,7 +452,8 @@ BOOST_AUTO_TEST_CASE(a_client_that_goes_away_has_its_request_cancelled) {
 }
 
 BOOST_AUTO_TEST_CASE(past_max_waiting_a_request_gets_503_and_sigterm_lets_the_rest_finish) {
-  Server server("--batch-size 1 --max-waiting 1");
+  const SmallVocabModel model(1024, 64);  // A must not reach the end of its context meanwhile
+  Server server("--batch-size 1 --max-waiting 1", model.arg());
   // A holds the batch's one place until released; B waits behind it; C finds the queue full.
   std::mutex m;
   std::condition_variable cv;

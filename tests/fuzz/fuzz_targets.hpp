@@ -286,7 +286,14 @@ inline void completion_request(std::span<const std::uint8_t> in) {
   check(c.echo_texts.size() == c.choices.size(), "an echo text per choice");
   check(!c.include_usage || c.stream, "include_usage without stream");
   for (const std::string& stop : c.stop_strings) check(!stop.empty(), "accepted an empty stop");
+  // max_tokens: 16 when absent, none when null (the context bounds it), else its value.
+  const auto max_tokens = body.find("max_tokens");
+  const std::optional<std::int64_t> want_max =
+      max_tokens == body.end() ? std::optional<std::int64_t>(16)
+      : max_tokens->is_null()  ? std::nullopt
+                               : std::optional(max_tokens->get<std::int64_t>());
   for (const Request& r : c.choices) {
+    check(r.params.max_new_tokens == want_max, "max_tokens not as asked");
     r.params.validate();  // InputError here is a finding: it would have been a 500
     check(r.params.stop_strings == c.stop_strings, "a choice with other stop strings");
     check(r.prompt.empty() || r.text.empty(), "a choice with both text and ids");

@@ -142,7 +142,9 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
   // repetition_penalty and ignore_eos are the extensions vLLM also takes.
   GenerationParams params;
   params.max_length = std::numeric_limits<std::int64_t>::max();
-  if (const json* max_tokens = field("max_tokens"); !max_tokens || !max_tokens->is_null())
+  // Absent: 16; null: as many as the context leaves (field() reads both as absent).
+  if (const auto max_tokens = body.find("max_tokens");
+      max_tokens == body.end() || !max_tokens->is_null())
     params.max_new_tokens = integer("max_tokens", 16, 0, std::numeric_limits<std::int32_t>::max());
   params.temperature = float(number("temperature", 1.0));
   params.do_sample = params.temperature > 0;
