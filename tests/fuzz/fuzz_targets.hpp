@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -294,6 +295,9 @@ inline void completion_request(std::span<const std::uint8_t> in) {
                                : std::optional(max_tokens->get<std::int64_t>());
   for (const Request& r : c.choices) {
     check(r.params.max_new_tokens == want_max, "max_tokens not as asked");
+    check(std::isfinite(r.params.temperature) && std::isfinite(r.params.top_p) &&
+              std::isfinite(r.params.repetition_penalty),
+          "accepted a parameter beyond float's range");
     r.params.validate();  // InputError here is a finding: it would have been a 500
     check(r.params.stop_strings == c.stop_strings, "a choice with other stop strings");
     check(r.prompt.empty() || r.text.empty(), "a choice with both text and ids");

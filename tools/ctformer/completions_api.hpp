@@ -3,6 +3,7 @@
 // events. GPT-2 has no chat template, so the chat API is not offered.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -75,11 +76,13 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
         std::string("'") + key + "' must be " + expected + ", got " + detail::json_excerpt(got),
         key);
   };
-  const auto number = [&](const char* key, double fallback) {
+  // Every number field becomes a float: converting one beyond float's range is undefined.
+  const auto number = [&](const char* key, float fallback) {
     const json* v = field(key);
     if (!v) return fallback;
-    if (!v->is_number()) throw bad(key, "a number", *v);
-    return v->get<double>();
+    if (!v->is_number() || !(std::abs(v->get<double>()) <= std::numeric_limits<float>::max()))
+      throw bad(key, "a finite number", *v);
+    return float(v->get<double>());
   };
   const auto integer = [&](const char* key, std::int64_t fallback, std::int64_t lo,
                            std::int64_t hi) {
@@ -146,12 +149,12 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
   if (const auto max_tokens = body.find("max_tokens");
       max_tokens == body.end() || !max_tokens->is_null())
     params.max_new_tokens = integer("max_tokens", 16, 0, std::numeric_limits<std::int32_t>::max());
-  params.temperature = float(number("temperature", 1.0));
+  params.temperature = number("temperature", 1.0f);
   params.do_sample = params.temperature > 0;
-  params.top_p = float(number("top_p", 1.0));
+  params.top_p = number("top_p", 1.0f);
   params.top_k = std::int32_t(
       std::max<std::int64_t>(integer("top_k", 0, -1, std::numeric_limits<std::int32_t>::max()), 0));
-  params.repetition_penalty = float(number("repetition_penalty", 1.0));
+  params.repetition_penalty = number("repetition_penalty", 1.0f);
   params.stop_at_eos = !boolean("ignore_eos");
   // Not an optional: GCC 12 for AArch64 warns that the optional's value may be used uninitialized.
   const bool seeded = field("seed") != nullptr;
