@@ -119,6 +119,8 @@ class Server {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
+  int port() const { return port_; }
+
   httplib::Client client() const {
     httplib::Client c("127.0.0.1", port_);
     c.set_read_timeout(120);
@@ -518,4 +520,25 @@ BOOST_AUTO_TEST_CASE(with_an_api_key_the_v1_routes_need_it) {
   BOOST_TEST(server.client().Get("/v1/models")->status == 401);
   BOOST_TEST(server.client().Get("/health")->status == 200);  // for probes, as /metrics
   BOOST_TEST(server.client().Get("/metrics")->status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(a_second_server_on_a_taken_port_is_refused) {
+  Server first;
+  const char* env = std::getenv("CTFORMER_CLI");
+  const std::string cli = env && *env ? env : CTFORMER_CLI;
+  // Under `timeout`: a second server that started would otherwise never return.
+  FILE* pipe = ::popen(("timeout 60 '" + cli + "' serve " + SmallVocabModel::tiny().arg() +
+                        " --port " + std::to_string(first.port()) + " 2>&1")
+                           .c_str(),
+                       "r");
+  BOOST_REQUIRE(pipe);
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  BOOST_TEST_MESSAGE(out);
+  BOOST_TEST(WEXITSTATUS(status) == 1);
+  BOOST_TEST(out.find("cannot listen on 127.0.0.1:" + std::to_string(first.port())) !=
+             std::string::npos);
+  BOOST_TEST(first.post({{"prompt", "hi"}, {"max_tokens", 1}})->status == 200);
 }

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -178,6 +179,12 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
   server.new_task_queue = [http_threads] { return new httplib::ThreadPool(http_threads); };
   server.set_payload_max_length(16 << 20);
   server.set_keep_alive_max_count(1000);
+  // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, with which a second server on the
+  // same port starts too and the kernel splits the connections between the two.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   if (!api_key.empty())
     server.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
       if (!req.path.starts_with("/v1/") ||
@@ -279,8 +286,8 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
               }));
             }
           } catch (const std::exception& e) {
-            // A failed step: the status line went out with the first event, so the error is an
-            // event too (OpenAI's error object), and the stream ends.
+            // A failed step: the 200 status line went out before the first event, so the error
+            // is an event too (OpenAI's error object), and the stream ends.
             send(api_error_json(e.what(), "server_error"));
             std::fprintf(stderr, "POST /v1/completions 500 (streamed): %s\n", e.what());
             return false;
