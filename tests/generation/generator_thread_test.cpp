@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE generator_thread
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -48,18 +49,22 @@ bool eventually(Predicate done) {
   return true;
 }
 
-// The model whose forward pass throws from its `fail_at`-th call on, as a CUDA error would.
+// The model whose forward pass throws from its `fail_at`-th call on, as a CUDA error would; that
+// call waits for `armed`, so that the test has queued what it wants caught by the failure.
 struct FailingModel : GPT2<cpu, float> {
   FailingModel(GPT2<cpu, float> model, int fail_at)
       : GPT2<cpu, float>(std::move(model)), fail_at(fail_at) {}
   template <class... Args>
   auto forward(Args&&... args) {
-    if (++calls >= fail_at)
+    if (++calls >= fail_at) {
+      while (!armed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       throw std::runtime_error("injected failure of step " + std::to_string(calls));
+    }
     return GPT2<cpu, float>::forward(std::forward<Args>(args)...);
   }
   int fail_at;
-  int calls = 0;
+  int calls = 0;  // the generator's thread alone counts
+  std::atomic<bool> armed{false};
 };
 
 }  // namespace
@@ -199,6 +204,7 @@ BOOST_AUTO_TEST_CASE(a_failed_step_ends_every_request_with_its_error_and_refuses
   r.params = test::greedy(100);
   r.params.stop_at_eos = false;
   for (int i = 0; i < 3; ++i) streams.push_back(threaded.submit(r));  // 2 run, 1 waits
+  model.armed = true;
   for (auto& stream : streams) {
     try {
       while (stream->next()) {
