@@ -21,6 +21,7 @@
 
 #include "ctformer/ctformer.hpp"
 #include "support/random_gpt2.hpp"
+#include "support/run_cli.hpp"
 #include "support/test_support.hpp"
 
 // After Eigen: httplib.h brings <resolv.h>, whose `_res` macro breaks Eigen's headers.
@@ -66,8 +67,7 @@ class Server {
                   const std::string& model = SmallVocabModel::tiny().arg()) {
     int out[2];
     BOOST_REQUIRE(::pipe(out) == 0);
-    const char* env = std::getenv("CTFORMER_CLI");
-    const std::string cli = env && *env ? env : CTFORMER_CLI;
+    const std::string cli = test::cli_path();
     const std::string command =
         "exec '" + cli + "' serve " + model + " --port 0 --served-model-name tiny " + options;
     pid_ = ::fork();
@@ -524,8 +524,7 @@ BOOST_AUTO_TEST_CASE(with_an_api_key_the_v1_routes_need_it) {
 
 BOOST_AUTO_TEST_CASE(a_second_server_on_a_taken_port_is_refused) {
   Server first;
-  const char* env = std::getenv("CTFORMER_CLI");
-  const std::string cli = env && *env ? env : CTFORMER_CLI;
+  const std::string cli = test::cli_path();
   // Under `timeout`: a second server that started would otherwise never return.
   FILE* pipe = ::popen(("timeout 60 '" + cli + "' serve " + SmallVocabModel::tiny().arg() +
                         " --port " + std::to_string(first.port()) + " 2>&1")

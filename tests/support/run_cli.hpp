@@ -18,6 +18,12 @@ struct CliResult {
   std::string out;  // stdout, with stderr appended when asked for
 };
 
+// The tool: $CTFORMER_CLI (the tool away from its build tree), else the one CMake built.
+inline std::string cli_path() {
+  const char* env = std::getenv("CTFORMER_CLI");
+  return env && *env ? env : CTFORMER_CLI;
+}
+
 // Runs `ctformer <args>` with `input` on stdin.
 inline CliResult run_cli(const std::string& args, const std::string& input = "",
                          bool merge_stderr = false) {
@@ -27,8 +33,7 @@ inline CliResult run_cli(const std::string& args, const std::string& input = "",
       fs::temp_directory_path() /
       ("ctformer_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".in");
   std::ofstream(in_file, std::ios::binary) << input;
-  const char* env = std::getenv("CTFORMER_CLI");  // the tool away from its build tree
-  const std::string cli = env && *env ? env : CTFORMER_CLI;
+  const std::string cli = cli_path();
   const std::string cmd = "'" + cli + "' " + args + " < '" + in_file.string() + "'" +
                           (merge_stderr ? " 2>&1" : " 2>/dev/null");
   FILE* pipe = ::popen(cmd.c_str(), "r");
