@@ -37,8 +37,8 @@ struct Outcome {
 template <class Model>
 std::vector<float> every_token_logits(Model& model, const std::vector<std::int32_t>& tokens) {
   auto cache = model.make_cache(std::int64_t(tokens.size()));
-  const ctformer::SequenceStep step{cache.add_sequence(), tokens};
-  const auto logits = model.forward({&step, 1}, cache, ctformer::LogitsFor::every_token);
+  const ctformer::SequenceStep step{cache.add_sequence(), tokens, ctformer::LogitsFor::every_token};
+  const auto logits = model.forward({&step, 1}, cache);
   using B = typename Model::backend;
   if constexpr (std::is_same_v<B, ctformer::cpu>) {
     return {logits.data, logits.data + logits.size()};

@@ -7,6 +7,7 @@
 #include "ctformer/ops/embedding.cuh"
 #include "ctformer/ops/layer_norm.cuh"
 #include "ctformer/ops/linear.cuh"
+#include "ctformer/ops/log_probs.cuh"
 #include "ctformer/ops/rms_norm.cuh"
 #include "ctformer/ops/rows.cuh"
 #include "ctformer/ops/sampling.cuh"

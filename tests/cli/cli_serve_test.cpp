@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -345,6 +346,104 @@ BOOST_AUTO_TEST_CASE(a_stop_string_ends_the_text_and_is_left_out) {
   BOOST_TEST(streamed == j["choices"][0]["text"].get<std::string>());
 }
 
+BOOST_AUTO_TEST_CASE(logprobs_are_the_librarys_and_echo_scores_the_prompt) {
+  Server server;
+  const auto tokenizer = Gpt2Tokenizer::from_directory(SmallVocabModel::tiny().dir.path);
+  GenerationParams p = greedy(6);
+  p.logprobs = 2;
+  p.prompt_logprobs = 2;
+  const std::string prompt = "Once upon a time";
+  const Result want = library(prompt, p);
+  // A token's name: its text, or OpenAI's "bytes:\xNN..." where that is not whole characters.
+  auto name_of = [&](std::int32_t id) {
+    const std::string bytes = tokenizer.decode(std::vector{id});
+    if (is_valid_utf8(bytes)) return bytes;
+    std::string name = "bytes:";
+    char hex[8];
+    for (const unsigned char b : bytes) {
+      std::snprintf(hex, sizeof hex, "\\x%02x", b);
+      name += hex;
+    }
+    return name;
+  };
+  // One place of a logprobs object against the library's.
+  auto check_place = [&](const json& lp, std::size_t k, const TokenLogprobs& w) {
+    BOOST_TEST(lp["tokens"][k] == name_of(w.token));
+    BOOST_TEST(lp["token_logprobs"][k].get<float>() == w.logprob);
+    const json& top = lp["top_logprobs"][k];
+    BOOST_TEST(top.size() <= w.top.size() + 1);  // the most likely, and the chosen token
+    BOOST_TEST(top[name_of(w.token)].get<float>() == w.logprob);
+    for (const LikelyToken& t : w.top) BOOST_TEST(top[name_of(t.token)].get<float>() == t.logprob);
+  };
+
+  // echo: the prompt's tokens first, the first without a log-probability; then the generated.
+  const auto r = server.post(
+      {{"prompt", prompt}, {"max_tokens", 6}, {"temperature", 0}, {"logprobs", 2}, {"echo", true}});
+  BOOST_REQUIRE(r);
+  BOOST_REQUIRE_EQUAL(r->status, 200);
+  const json choice = json::parse(r->body)["choices"][0];
+  BOOST_TEST(choice["text"].get<std::string>() == prompt + want.text);
+  const json& lp = choice["logprobs"];
+  const std::size_t P = want.prompt.size();
+  BOOST_REQUIRE(lp["tokens"].size() == P + want.tokens.size());
+  BOOST_TEST(lp["token_logprobs"][0].is_null());
+  BOOST_TEST(lp["top_logprobs"][0].is_null());
+  for (std::size_t t = 1; t < P; ++t) check_place(lp, t, want.prompt_logprobs[t - 1]);
+  for (std::size_t t = 0; t < want.tokens.size(); ++t) check_place(lp, P + t, want.logprobs[t]);
+  // text_offset: where each token starts in the text, in characters.
+  std::string joined;
+  std::size_t characters = 0;
+  for (std::size_t k = 0; k < lp["tokens"].size(); ++k) {
+    BOOST_TEST(lp["text_offset"][k] == characters);
+    const std::string bytes =
+        tokenizer.decode(std::vector{k < P ? want.prompt[k] : want.tokens[k - P]});
+    joined += bytes;
+    for (const unsigned char b : bytes) characters += (b & 0xC0) != 0x80;
+  }
+  // The text on the wire has U+FFFD for bytes that are not UTF-8, as the generator's text has.
+  if (want.finish_reason != FinishReason::eos)
+    BOOST_TEST(to_valid_utf8(joined) == choice["text"].get<std::string>());
+
+  // Scoring as lm-evaluation-harness asks: ids, max_tokens 0, echo, logprobs.
+  const auto scored = server.post({{"prompt", want.prompt},
+                                   {"max_tokens", 0},
+                                   {"temperature", 0},
+                                   {"logprobs", 0},
+                                   {"echo", true}});
+  BOOST_REQUIRE(scored);
+  BOOST_REQUIRE_EQUAL(scored->status, 200);
+  const json s = json::parse(scored->body);
+  BOOST_TEST(s["choices"][0]["text"].get<std::string>() == prompt);
+  BOOST_TEST(s["usage"]["completion_tokens"] == 0);
+  const json& slp = s["choices"][0]["logprobs"];
+  BOOST_REQUIRE(slp["token_logprobs"].size() == P);
+  for (std::size_t t = 1; t < P; ++t) {
+    BOOST_TEST(slp["token_logprobs"][t].get<float>() == want.prompt_logprobs[t - 1].logprob);
+    BOOST_TEST(slp["top_logprobs"][t].size() == 1u);  // the token itself
+  }
+
+  // Streamed: each chunk's logprobs are its tokens'; together the whole completion's.
+  const auto streamed = server.post({{"prompt", prompt},
+                                     {"max_tokens", 6},
+                                     {"temperature", 0},
+                                     {"logprobs", 2},
+                                     {"echo", true},
+                                     {"stream", true}});
+  BOOST_REQUIRE(streamed);
+  json tokens = json::array(), values = json::array();
+  std::string text;
+  for (const std::string& e : events(streamed->body)) {
+    if (e == "[DONE]") continue;
+    const json c = json::parse(e)["choices"][0];
+    text += c["text"].get<std::string>();
+    for (const json& t : c["logprobs"]["tokens"]) tokens.push_back(t);
+    for (const json& v : c["logprobs"]["token_logprobs"]) values.push_back(v);
+  }
+  BOOST_TEST(text == choice["text"].get<std::string>());
+  BOOST_TEST(tokens == lp["tokens"]);
+  BOOST_TEST(values == lp["token_logprobs"]);
+}
+
 BOOST_AUTO_TEST_CASE(bad_requests_get_an_error_that_names_the_problem) {
   Server server;
   struct Case {
@@ -360,7 +459,8 @@ BOOST_AUTO_TEST_CASE(bad_requests_get_an_error_that_names_the_problem) {
       {R"({"prompt": [1070]})", 400, "not an id of the vocabulary (0 to 1069)"},
       {R"({"prompt": [-1]})", 400, "not an id of the vocabulary"},
       {R"({"prompt": "hi", "model": "gpt-4"})", 404, "this server serves 'tiny'"},
-      {R"({"prompt": "hi", "logprobs": 1})", 400, "'logprobs' is not supported"},
+      {R"({"prompt": "hi", "logprobs": 21})", 400, "'logprobs' must be an integer from 0 to 20"},
+      {R"({"prompt": "hi", "logprobs": true})", 400, "'logprobs' must be an integer"},
       {R"({"prompt": "hi", "n": 0})", 400, "'n' must be an integer from 1 to 128"},
       {R"({"prompt": "hi", "max_tokens": -5})", 400, "'max_tokens' must be an integer from 0"},
       {R"({"prompt": "hi", "temperature": "hot"})", 400, "'temperature' must be a finite number"},

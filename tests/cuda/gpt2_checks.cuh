@@ -46,8 +46,8 @@ void logits_match_transformers() {
     double worst = 0;
     for (std::size_t i = 0; i < ref.sequences.size(); ++i) {
       auto cache = model.make_cache(std::int64_t(ref.sequences[i].size()));
-      const SequenceStep step{cache.add_sequence(), ref.sequences[i]};
-      const auto got = logits_to_host(model.forward({&step, 1}, cache, LogitsFor::every_token));
+      const SequenceStep step{cache.add_sequence(), ref.sequences[i], LogitsFor::every_token};
+      const auto got = logits_to_host(model.forward({&step, 1}, cache));
       worst = std::max(worst, relative_error(got.data(), ref.logits[i]));
     }
     BOOST_TEST_MESSAGE(name << " " << cuda_detail::dtype_name<T>() << ": worst logit error "
@@ -121,9 +121,8 @@ void greedy_tokens_match_transformers() {
         tokens.insert(tokens.end(), g.generated.begin(), g.generated.end());
         tokens.resize(std::min<std::size_t>(tokens.size(), model.config().n_positions));
         auto cache = model.make_cache(std::int64_t(tokens.size()));
-        const SequenceStep step{cache.add_sequence(), tokens};
-        const auto logits =
-            logits_to_host(model.forward({&step, 1}, cache, LogitsFor::every_token));
+        const SequenceStep step{cache.add_sequence(), tokens, LogitsFor::every_token};
+        const auto logits = logits_to_host(model.forward({&step, 1}, cache));
         for (std::size_t j = 0; j < g.generated.size() && g.prompt.size() + j <= tokens.size();
              ++j) {
           const float* row = logits.data() + (g.prompt.size() - 1 + j) * V;
@@ -211,18 +210,24 @@ void decode_graphs_match_direct_steps() {
 // The serving path: a generator over the GPU model, with continuous batching (requests arriving
 // while others run, more of them than a step takes), a small paged cache, decode steps from CUDA
 // graphs (batches of 9 and more: graphs that hold cuBLASLt's GEMMs) and both greedy and sampled
-// requests, against the same generator over the CPU model. In
-// fp32 every request's tokens are the CPU's (sampling draws the same numbers on both); in fp16 and
-// bf16, whose activations round differently from the CPU's, every request runs to its end and the
-// cache is left empty.
+// requests, some asking for log-probabilities (of their prompt too), against the same generator
+// over the CPU model. In fp32 every request's tokens are the CPU's (sampling draws the same numbers
+// on both) and so are its log-probabilities, to 1e-4; in fp16 and bf16, whose activations round
+// differently from the CPU's, every request runs to its end, the cache is left empty, and the
+// prompts' log-probabilities (the same tokens on both) are the CPU's to within the logits'
+// rounding.
 template <class T>
 void generator_matches_the_cpu() {
   const auto dir = data_dir() / "models" / "gpt2-h32";
   auto cpu_model = GPT2<cpu, CpuStorage<T>>::from_directory(dir);
   auto gpu_model = GPT2<cuda, T>::from_directory(dir);
   const auto& config = gpu_model.config();
-  const std::vector<Request> requests =
+  std::vector<Request> requests =
       mixed_requests(config.vocab_size, 14, [](int i) { return 16 + i % 5; });
+  for (std::size_t i = 0; i < requests.size(); i += 3) {
+    requests[i].params.logprobs = 3;
+    requests[i].params.prompt_logprobs = 2;
+  }
   auto serve = [&](auto& model, std::int64_t element_bytes) {
     GeneratorOptions options;
     options.kv_block_size = 4;
@@ -235,23 +240,50 @@ void generator_matches_the_cpu() {
       generator.step();
       index[generator.submit(requests[i])] = i;
     }
-    std::vector<std::vector<std::int32_t>> tokens(requests.size());
-    for (const Result& r : generator.run()) tokens[index.at(r.id)] = r.tokens;
+    std::vector<Result> results(requests.size());
+    for (Result& r : generator.run()) results[index.at(r.id)] = std::move(r);
     BOOST_TEST(generator.free_kv_blocks() == generator.kv_blocks());
-    return tokens;
+    return results;
   };
   const auto want = serve(cpu_model, 4);
   const auto got = serve(gpu_model, std::int64_t(sizeof(T)));
   BOOST_TEST_MESSAGE(cuda_detail::dtype_name<T>()
                      << " generator: " << gpu_model.decode_graphs().replays()
                      << " decode steps from graphs");
+  constexpr bool fp32 = std::is_same_v<T, float>;
+  double worst_prompt = 0, worst_generated = 0;
   for (std::size_t i = 0; i < requests.size(); ++i) {
-    if constexpr (std::is_same_v<T, float>)
-      BOOST_TEST(got[i] == want[i], boost::test_tools::per_element());
-    for (const std::int32_t id : got[i]) BOOST_TEST((id >= 0 && id < config.vocab_size));
-    BOOST_TEST(got[i].size() <= std::size_t(*requests[i].params.max_new_tokens));
-    BOOST_TEST(!got[i].empty());
+    const Result &g = got[i], &w = want[i];
+    if constexpr (fp32) BOOST_TEST(g.tokens == w.tokens, boost::test_tools::per_element());
+    for (const std::int32_t id : g.tokens) BOOST_TEST((id >= 0 && id < config.vocab_size));
+    BOOST_TEST(g.tokens.size() <= std::size_t(*requests[i].params.max_new_tokens));
+    BOOST_TEST(!g.tokens.empty());
+    const bool asked = requests[i].params.logprobs.has_value();
+    BOOST_TEST_REQUIRE(g.logprobs.size() == (asked ? g.tokens.size() : 0u));
+    BOOST_TEST_REQUIRE(g.prompt_logprobs.size() == (asked ? g.prompt.size() - 1 : 0u));
+    for (std::size_t t = 0; t < g.logprobs.size(); ++t) {
+      BOOST_TEST(g.logprobs[t].token == g.tokens[t]);
+      BOOST_TEST(g.logprobs[t].top.size() == 3u);
+      if (fp32)
+        worst_generated = std::max(worst_generated,
+                                   double(std::abs(g.logprobs[t].logprob - w.logprobs[t].logprob)));
+    }
+    for (std::size_t t = 0; t < g.prompt_logprobs.size(); ++t) {
+      BOOST_TEST(g.prompt_logprobs[t].token == w.prompt_logprobs[t].token);
+      BOOST_TEST(g.prompt_logprobs[t].top.size() == 2u);
+      worst_prompt =
+          std::max(worst_prompt,
+                   double(std::abs(g.prompt_logprobs[t].logprob - w.prompt_logprobs[t].logprob)));
+    }
   }
+  BOOST_TEST_MESSAGE(cuda_detail::dtype_name<T>()
+                     << " generator: log-probabilities against the "
+                        "CPU: prompts "
+                     << worst_prompt << ", generated " << worst_generated);
+  // A log-probability is a logit less the log-sum-exp of the row: its error is at most about
+  // twice the logits' (model_tolerance is relative to their scale, a few units here).
+  BOOST_TEST(worst_prompt <= (fp32 ? 1e-4 : 8 * model_tolerance<T>()));
+  BOOST_TEST(worst_generated <= 1e-4);
 }
 
 }  // namespace ctformer::test

@@ -153,8 +153,8 @@ PlainModel plain(const std::string& name, bool variant) {
 template <class Model>
 std::vector<float> all_logits(Model& model, const std::vector<std::int32_t>& tokens) {
   auto cache = model.make_cache(std::int64_t(tokens.size()));
-  const SequenceStep step{cache.add_sequence(), tokens};
-  const auto logits = model.forward({&step, 1}, cache, LogitsFor::every_token);
+  const SequenceStep step{cache.add_sequence(), tokens, LogitsFor::every_token};
+  const auto logits = model.forward({&step, 1}, cache);
   return {logits.data, logits.data + logits.size()};
 }
 

@@ -303,6 +303,22 @@ inline void completion_request(std::span<const std::uint8_t> in) {
     check(r.prompt.empty() || r.text.empty(), "a choice with both text and ids");
     for (const std::int32_t id : r.prompt)
       check(id >= 0 && std::size_t(id) < tok.vocab_size(), "accepted id " + std::to_string(id));
+    check(r.params.logprobs.has_value() == c.logprobs, "logprobs not as asked");
+  }
+  // The first prompt as its `logprobs` object would write it: a name and an offset per token, the
+  // offsets never going back, JSON that the wire takes.
+  if (c.logprobs) {
+    cli::LogprobsWriter writer(tok);
+    const TokenLogprobs scored{0, -1.0f, {{0, -0.5f}, {1, -0.75f}}};
+    const std::vector<std::int32_t>& prompt = c.choices.front().prompt;
+    for (std::size_t t = 0; t < prompt.size(); ++t) writer.add(prompt[t], t ? &scored : nullptr);
+    const nlohmann::json j = writer.take();
+    check(j["tokens"].size() == prompt.size() && j["text_offset"].size() == prompt.size(),
+          "a logprobs object without a token per prompt token");
+    for (std::size_t t = 1; t < prompt.size(); ++t)
+      check(j["text_offset"][t].get<std::size_t>() >= j["text_offset"][t - 1].get<std::size_t>(),
+            "a text offset that goes back");
+    check(!cli::wire(j).empty(), "an empty logprobs object");
   }
 }
 

@@ -53,12 +53,70 @@ inline std::string wire(const nlohmann::json& j) {
 
 // One completion request: every choice as a generator request, prompt by prompt, `n` each.
 struct CompletionRequest {
-  std::vector<Request> choices;           // choice i is prompt i / n
+  std::vector<Request> choices;           // choice i is prompt i / n; its prompt is ids
   std::vector<std::string> echo_texts;    // per choice, the prompt's text when `echo`, else empty
   std::vector<std::string> stop_strings;  // to take off the end of a text that stopped at one
   std::size_t n = 1;
   bool stream = false;
   bool include_usage = false;
+  bool logprobs = false;  // each choice has a `logprobs` object (of its prompt too with `echo`)
+};
+
+// The API's name of one token: its text, or where its bytes are not whole UTF-8 characters (a
+// character split across tokens), "bytes:" and the bytes as \xNN, as OpenAI writes them.
+inline std::string token_name(const Gpt2Tokenizer& tokenizer, std::int32_t id) {
+  const std::string_view bytes = tokenizer.token_bytes(id);
+  if (is_valid_utf8(bytes)) return std::string(bytes);
+  std::string name = "bytes:";
+  for (const unsigned char b : bytes) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    name += {'\\', 'x', kHex[b >> 4], kHex[b & 15]};
+  }
+  return name;
+}
+
+// OpenAI's legacy `logprobs` object, built token by token: tokens, token_logprobs, top_logprobs
+// (the most likely tokens and the chosen one) and text_offset (in characters from the start of the
+// choice's text). take() returns what was added since it was last called, for a streamed chunk.
+class LogprobsWriter {
+ public:
+  explicit LogprobsWriter(const Gpt2Tokenizer& tokenizer) : tokenizer_(tokenizer) { clear(); }
+
+  // One token; `scored` is null for a text's first token, which nothing came before to predict.
+  void add(std::int32_t token, const TokenLogprobs* scored) {
+    const std::string name = token_name(tokenizer_, token);
+    out_["tokens"].push_back(name);
+    out_["text_offset"].push_back(characters_);
+    // Characters: the bytes that start one (a character split across tokens counts once).
+    for (const unsigned char b : tokenizer_.token_bytes(token)) characters_ += (b & 0xC0) != 0x80;
+    if (!scored) {
+      out_["token_logprobs"].push_back(nullptr);
+      out_["top_logprobs"].push_back(nullptr);
+      return;
+    }
+    out_["token_logprobs"].push_back(scored->logprob);
+    nlohmann::json top = nlohmann::json::object();
+    for (const LikelyToken& t : scored->top) top[token_name(tokenizer_, t.token)] = t.logprob;
+    top[name] = scored->logprob;
+    out_["top_logprobs"].push_back(std::move(top));
+  }
+
+  nlohmann::json take() {
+    nlohmann::json out = std::move(out_);
+    clear();
+    return out;
+  }
+
+ private:
+  void clear() {
+    out_ = {{"tokens", nlohmann::json::array()},
+            {"token_logprobs", nlohmann::json::array()},
+            {"top_logprobs", nlohmann::json::array()},
+            {"text_offset", nlohmann::json::array()}};
+  }
+  const Gpt2Tokenizer& tokenizer_;
+  nlohmann::json out_;
+  std::size_t characters_ = 0;
 };
 
 inline CompletionRequest parse_completion_request(const nlohmann::json& body,
@@ -113,7 +171,6 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
                      "the model " + detail::json_excerpt(*model) +
                          " does not exist; this server serves '" + served_model + "'",
                      "model", "not_found_error");
-  if (field("logprobs")) throw unsupported("logprobs", "this server returns text and tokens only");
   if (const json* s = field("suffix"); s && !(s->is_string() && s->get<std::string>().empty()))
     throw unsupported("suffix", "GPT-2 generates left to right only");
   if (const json* b = field("logit_bias"); b && !(b->is_object() && b->empty()))
@@ -123,12 +180,19 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
       throw unsupported(key, "use 'repetition_penalty' (transformers' multiplicative penalty)");
 
   CompletionRequest c;
+  GenerationParams params;
   c.n = std::size_t(integer("n", 1, 1, 128));
   if (const std::int64_t best_of = integer("best_of", std::int64_t(c.n), 1, 128);
       best_of != std::int64_t(c.n))
     throw unsupported("best_of", "only best_of = n (every candidate is returned)");
   c.stream = boolean("stream");
   const bool echo = boolean("echo");
+  // OpenAI allows 5; 20 as vLLM.
+  if (field("logprobs")) {
+    c.logprobs = true;
+    params.logprobs = std::int32_t(integer("logprobs", 0, 0, 20));
+    if (echo) params.prompt_logprobs = params.logprobs;
+  }
   if (const json* options = field("stream_options")) {
     if (!options->is_object()) throw bad("stream_options", "an object", *options);
     if (!c.stream)
@@ -143,7 +207,6 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
 
   // OpenAI's defaults: 16 tokens, sampling at temperature 1; top_k (0 or -1: off),
   // repetition_penalty and ignore_eos are the extensions vLLM also takes.
-  GenerationParams params;
   params.max_length = std::numeric_limits<std::int64_t>::max();
   // Absent: 16; null: as many as the context leaves (field() reads both as absent).
   if (const auto max_tokens = body.find("max_tokens");
@@ -226,11 +289,13 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
                        " is more than 1024 choices in one request; split it",
                    "prompt");
 
-  for (const Prompt& p : prompts)
+  for (const Prompt& p : prompts) {
+    // Text is encoded here, once for its n choices, so that each choice's prompt ids are known to
+    // write its logprobs.
+    const std::vector<std::int32_t> ids = p.ids.empty() ? tokenizer.encode(p.text) : p.ids;
     for (std::size_t j = 0; j < c.n; ++j) {
       Request r;
-      r.text = p.text;
-      r.prompt = p.ids;
+      r.prompt = ids;
       r.params = params;
       if (seeded) r.params.seed = std::uint64_t(seed) + j;  // n samples, not n copies of one
       c.choices.push_back(std::move(r));
@@ -238,6 +303,7 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
                              : p.ids.empty() ? p.text
                                              : to_valid_utf8(tokenizer.decode(p.ids)));
     }
+  }
   return c;
 }
 

@@ -90,21 +90,40 @@ struct Completion {
     return {{"id", id}, {"object", "text_completion"}, {"created", created}};
   }
 
-  // Reads choice i's events to the end; `on_text` gets each piece of text as it comes, the stop
-  // string taken off. Returns the result with its text as the API reports it.
-  template <class OnText>
-  Result drain(std::size_t i, OnText&& on_text) {
+  // Reads choice i's events to the end; `on_piece(text, finished, logprobs)` gets each piece of
+  // text as it comes, the stop string taken off, with the `logprobs` object of its tokens (null
+  // when not asked for). The echoed prompt is the first piece; with logprobs it waits for the
+  // prompt's, which come with the first event. Returns the result with its text as the API
+  // reports it.
+  template <class OnPiece>
+  Result drain(std::size_t i, const Gpt2Tokenizer& tokenizer, OnPiece&& on_piece) {
     std::string text = request.echo_texts[i];
-    if (!text.empty()) on_text(text, std::optional<FinishReason>());
+    std::optional<LogprobsWriter> logprobs;
+    if (request.logprobs) logprobs.emplace(tokenizer);
+    auto take = [&] { return logprobs ? logprobs->take() : nlohmann::json(nullptr); };
+    bool echo_pending = !text.empty();
+    if (echo_pending && !logprobs) {
+      on_piece(text, std::optional<FinishReason>(), nlohmann::json(nullptr));
+      echo_pending = false;
+    }
     while (const auto e = streams[i]->next()) {
+      if (echo_pending) {
+        const std::vector<std::int32_t>& prompt = request.choices[i].prompt;
+        logprobs->add(prompt[0], nullptr);
+        for (std::size_t t = 1; t < prompt.size() && t <= e->prompt_logprobs.size(); ++t)
+          logprobs->add(prompt[t], &e->prompt_logprobs[t - 1]);
+        on_piece(text, std::optional<FinishReason>(), take());
+        echo_pending = false;
+      }
       if (e->token && !first_token) first_token = Clock::now();
+      if (e->token && e->logprobs) logprobs->add(*e->token, &*e->logprobs);
       std::string piece = e->text;
       if (e->finished == FinishReason::stop_string) {
         const std::size_t tail = stop_string_tail(text + piece, request.stop_strings);
         piece.resize(piece.size() - std::min(tail, piece.size()));
       }
       text += piece;
-      if (!piece.empty() || e->finished) on_text(piece, e->finished);
+      if (!piece.empty() || e->finished || e->logprobs) on_piece(piece, e->finished, take());
     }
     Result r = streams[i]->result();
     r.text = std::move(text);
@@ -214,7 +233,7 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
       c->request = parse_completion_request(body, served_model, tokenizer);
       for (std::size_t i = 0; i < c->request.choices.size(); ++i) {
         try {
-          c->streams.push_back(generator.submit(std::move(c->request.choices[i])));
+          c->streams.push_back(generator.submit(c->request.choices[i]));  // drain reads its ids
         } catch (const InputError& e) {
           throw ApiError(400,
                          c->request.choices.size() > 1
@@ -239,10 +258,18 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
       json choices = json::array();
       std::vector<Result> results;
       for (std::size_t i = 0; i < c->streams.size(); ++i) {
-        results.push_back(c->drain(i, [](const std::string&, std::optional<FinishReason>) {}));
+        json logprobs = nullptr;  // the pieces' logprobs objects, joined
+        results.push_back(
+            c->drain(i, tokenizer, [&](const std::string&, std::optional<FinishReason>, json lp) {
+              if (logprobs.is_null())
+                logprobs = std::move(lp);
+              else if (!lp.is_null())
+                for (auto& [key, values] : lp.items())
+                  for (json& v : values) logprobs[key].push_back(std::move(v));
+            }));
         choices.push_back({{"text", results.back().text},
                            {"index", i},
-                           {"logprobs", nullptr},
+                           {"logprobs", std::move(logprobs)},
                            {"finish_reason", json_finish_reason(results.back().finish_reason)}});
       }
       json out = c->envelope();
@@ -256,25 +283,27 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
 
     // Server-sent events: a chunk per piece of text, choice after choice, then [DONE].
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-        "text/event-stream", [c, &served_model](std::size_t, httplib::DataSink& sink) {
-          json chunk = c->envelope();
-          chunk["model"] = served_model;
-          const auto send = [&](const json& j) {
-            const std::string event = "data: " + wire(j) + "\n\n";
-            return sink.write(event.data(), event.size());
-          };
-          std::vector<Result> results;
-          bool connected = true;
-          try {
-            for (std::size_t i = 0; i < c->streams.size() && connected; ++i) {
-              results.push_back(c->drain(i, [&](const std::string& text,
-                                                std::optional<FinishReason> finished) {
+    res.set_chunked_content_provider("text/event-stream", [c, &served_model, &tokenizer](
+                                                              std::size_t,
+                                                              httplib::DataSink& sink) {
+      json chunk = c->envelope();
+      chunk["model"] = served_model;
+      const auto send = [&](const json& j) {
+        const std::string event = "data: " + wire(j) + "\n\n";
+        return sink.write(event.data(), event.size());
+      };
+      std::vector<Result> results;
+      bool connected = true;
+      try {
+        for (std::size_t i = 0; i < c->streams.size() && connected; ++i) {
+          results.push_back(c->drain(
+              i, tokenizer,
+              [&](const std::string& text, std::optional<FinishReason> finished, json logprobs) {
                 if (!connected) return;
                 chunk["choices"] =
                     json::array({{{"text", text},
                                   {"index", i},
-                                  {"logprobs", nullptr},
+                                  {"logprobs", std::move(logprobs)},
                                   {"finish_reason", finished ? json(json_finish_reason(*finished))
                                                              : json(nullptr)}}});
                 if (c->request.include_usage) chunk["usage"] = nullptr;
@@ -284,29 +313,29 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
                   for (auto& s : c->streams) s->cancel();
                 }
               }));
-            }
-          } catch (const std::exception& e) {
-            // A failed step: the 200 status line went out before the first event, so the error
-            // is an event too (OpenAI's error object), and the stream ends.
-            send(api_error_json(e.what(), "server_error"));
-            std::fprintf(stderr, "POST /v1/completions 500 (streamed): %s\n", e.what());
-            return false;
-          }
-          if (!connected) {
-            c->log(499, results);  // nginx's "client closed request"
-            return false;
-          }
-          if (c->request.include_usage) {
-            chunk["choices"] = json::array();
-            chunk["usage"] = c->usage(results);
-            send(chunk);
-          }
-          const std::string done = "data: [DONE]\n\n";
-          sink.write(done.data(), done.size());
-          sink.done();
-          c->log(200, results);
-          return true;
-        });
+        }
+      } catch (const std::exception& e) {
+        // A failed step: the 200 status line went out before the first event, so the error
+        // is an event too (OpenAI's error object), and the stream ends.
+        send(api_error_json(e.what(), "server_error"));
+        std::fprintf(stderr, "POST /v1/completions 500 (streamed): %s\n", e.what());
+        return false;
+      }
+      if (!connected) {
+        c->log(499, results);  // nginx's "client closed request"
+        return false;
+      }
+      if (c->request.include_usage) {
+        chunk["choices"] = json::array();
+        chunk["usage"] = c->usage(results);
+        send(chunk);
+      }
+      const std::string done = "data: [DONE]\n\n";
+      sink.write(done.data(), done.size());
+      sink.done();
+      c->log(200, results);
+      return true;
+    });
   });
 
   server.Post("/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {

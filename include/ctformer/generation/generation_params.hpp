@@ -34,6 +34,12 @@ struct GenerationParams {
   bool stop_at_eos = true;
   std::vector<std::string> stop_strings;  // the text is cut right after the first one generated
 
+  // Log-probabilities, of the model's distribution (before the penalty, temperature, top-k and
+  // top-p): each generated token's, and each prompt token's after the first, with this many of the
+  // most likely tokens at each place. Absent: none.
+  std::optional<std::int32_t> logprobs;
+  std::optional<std::int32_t> prompt_logprobs;
+
   bool greedy() const { return !do_sample || temperature <= 0.0f; }
 
   // How many tokens a prompt of `prompt_length` may generate in a context of n_positions.
@@ -57,6 +63,12 @@ struct GenerationParams {
     if (max_length < 0) bad("max_length " + std::to_string(max_length) + " must be >= 0");
     for (const std::string& s : stop_strings)
       if (s.empty()) bad("stop_strings holds an empty string");
+    if (logprobs && *logprobs < 0)
+      bad("logprobs " + std::to_string(*logprobs) +
+          " must be >= 0 (the most likely tokens to list)");
+    if (prompt_logprobs && *prompt_logprobs < 0)
+      bad("prompt_logprobs " + std::to_string(*prompt_logprobs) +
+          " must be >= 0 (the most likely tokens to list)");
   }
 
   // transformers' defaults overridden by `path` (a generation_config.json) when it exists.

@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <random>
 #include <span>
@@ -20,6 +21,7 @@
 #include "ctformer/core/error.hpp"
 #include "ctformer/generation/generation_params.hpp"
 #include "ctformer/models/gpt2.hpp"
+#include "ctformer/ops/log_probs.hpp"
 #include "ctformer/ops/sampling.hpp"
 #include "ctformer/tokenizer/gpt2_tokenizer.hpp"
 #include "ctformer/tokenizer/streaming_decoder.hpp"
@@ -56,6 +58,8 @@ struct TokenEvent {
   std::optional<std::int32_t> token;  // empty for a request cancelled before it produced one
   std::string text;
   std::optional<FinishReason> finished;
+  std::optional<TokenLogprobs> logprobs;       // the token's, when the request asks
+  std::vector<TokenLogprobs> prompt_logprobs;  // in the request's first event, when it asks
 };
 
 struct Request {
@@ -71,9 +75,11 @@ struct Result {
   std::vector<std::int32_t> tokens;  // generated ids
   std::string text;                  // generated text (empty without a tokenizer)
   FinishReason finish_reason = FinishReason::length;
-  std::uint64_t seed = 0;              // replays a sampled request exactly
-  double ttft_ms = 0;                  // submit to first token
-  std::vector<double> token_times_ms;  // submit to each token
+  std::vector<TokenLogprobs> logprobs;         // one per generated token, when asked
+  std::vector<TokenLogprobs> prompt_logprobs;  // one per prompt token after the first, when asked
+  std::uint64_t seed = 0;                      // replays a sampled request exactly
+  double ttft_ms = 0;                          // submit to first token
+  std::vector<double> token_times_ms;          // submit to each token
 };
 
 struct GeneratorOptions {
@@ -122,6 +128,12 @@ class Generator {
                          ")");
     if (!request.params.stop_strings.empty() && !tokenizer_)
       throw InputError("stop strings need a tokenizer to decode the generated text");
+    for (const auto& [name, count] : {std::pair{"logprobs", request.params.logprobs},
+                                      std::pair{"prompt_logprobs", request.params.prompt_logprobs}})
+      if (count && *count > c.vocab_size)
+        throw InputError(std::string("generation parameter ") + name + " " +
+                         std::to_string(*count) + " is more tokens than the vocabulary has (" +
+                         std::to_string(c.vocab_size) + ")");
   }
 
   // Queues a request; throws InputError (and queues nothing) if it cannot be served.
@@ -233,10 +245,16 @@ class Generator {
     std::size_t streamed = 0;  // bytes of `text` already reported
     Clock::time_point submitted;
     std::vector<double> token_times_ms;
+    std::vector<TokenLogprobs> logprobs, prompt_logprobs;
     bool cancel_requested = false;
     std::optional<FinishReason> finished;
 
     std::size_t generated() const { return tokens.size() - prompt_length; }
+    // Its next step runs the prompt for the first time and must score it.
+    bool scores_prompt() const {
+      return request.params.prompt_logprobs && prompt_length > 1 && prompt_logprobs.empty() &&
+             generated() == 0;
+    }
   };
 
   static Cache make_cache(const Model& model, const GeneratorOptions& o) {
@@ -269,9 +287,14 @@ class Generator {
     return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
   }
 
-  // Reports an event to the request's callback and to step()'s caller.
-  void emit(Live& s, std::optional<std::int32_t> token, std::vector<TokenEvent>& events) {
-    events.push_back({s.id, token, flush_text(s), s.finished});
+  // Reports an event to the request's callback and to step()'s caller. `scored`: the prompt was
+  // scored in this step.
+  void emit(Live& s, std::optional<std::int32_t> token, std::vector<TokenEvent>& events,
+            bool scored = false) {
+    std::optional<TokenLogprobs> logprobs;
+    if (token && s.request.params.logprobs) logprobs = s.logprobs.back();
+    events.push_back({s.id, token, flush_text(s), s.finished, std::move(logprobs),
+                      scored ? s.prompt_logprobs : std::vector<TokenLogprobs>{}});
     if (s.request.on_event) s.request.on_event(events.back());
   }
 
@@ -319,7 +342,8 @@ class Generator {
     for (const Live& s : running_) available -= cache_.blocks_needed(*s.sequence, 1);
     while (!waiting_.empty() && std::int64_t(running_.size()) < options_.max_batch) {
       Live& s = waiting_.front();
-      if (s.budget <= std::int64_t(s.generated())) {  // nothing to generate (prompt fills it)
+      // Nothing to generate (the prompt fills it), and no prompt to score.
+      if (s.budget <= std::int64_t(s.generated()) && !s.scores_prompt()) {
         finish(s, FinishReason::length, events);
         finished_[s.id] = to_result(s);
         waiting_.pop_front();
@@ -338,22 +362,56 @@ class Generator {
   }
 
   void forward_and_sample(std::vector<TokenEvent>& events) {
+    // Sequences whose prompt is scored (every token's logits) go last, so that the rows before
+    // theirs hold one sequence each, as one call of Sample needs.
+    order_.clear();
+    for (const bool scoring : {false, true})
+      for (std::size_t i = 0; i < running_.size(); ++i)
+        if (running_[i].scores_prompt() == scoring) order_.push_back(i);
     steps_.clear();
     rows_.clear();
-    for (Live& s : running_) {
-      steps_.push_back({*s.sequence, std::span<const std::int32_t>(s.tokens).subspan(s.cached)});
+    std::size_t sampled_together = 0;
+    for (const std::size_t i : order_) {
+      Live& s = running_[i];
+      const bool scoring = s.scores_prompt();
+      steps_.push_back({*s.sequence, std::span<const std::int32_t>(s.tokens).subspan(s.cached),
+                        scoring ? LogitsFor::every_token : LogitsFor::last_token});
+      sampled_together += !scoring;
       const GenerationParams& p = s.request.params;
       rows_.push_back({p.greedy() ? 0.0f : p.temperature, p.top_k, p.top_p, p.repetition_penalty,
                        s.seed, std::uint64_t(s.generated()), s.tokens});
     }
-    const auto logits = model_.forward(steps_, cache_, LogitsFor::last_token);
-    next_.resize(running_.size());
-    ops::Sample<typename Model::backend>::run(logits, rows_, next_);
+    using Backend = typename Model::backend;
+    using A = typename Model::A;
+    const auto logits = model_.forward(steps_, cache_);
+    next_.resize(steps_.size());
+    last_rows_.resize(steps_.size());
+    const std::span<const ops::SamplingRow> rows(rows_);
+    const std::span<std::int32_t> next(next_);
+    std::iota(last_rows_.begin(), last_rows_.begin() + std::ptrdiff_t(sampled_together), 0);
+    if (sampled_together > 0)
+      ops::Sample<Backend>::run(logits.first_rows(std::int64_t(sampled_together)),
+                                rows.first(sampled_together), next.first(sampled_together));
+    for (std::size_t j = sampled_together, row = sampled_together; j < steps_.size(); ++j) {
+      row += steps_[j].tokens.size();
+      last_rows_[j] = std::int64_t(row) - 1;
+      ops::Sample<Backend>::run(MatrixView<const A>{logits.row(last_rows_[j]), 1, logits.cols},
+                                rows.subspan(j, 1), next.subspan(j, 1));
+    }
+    score(logits);
 
-    for (std::size_t i = 0; i < running_.size(); ++i) {
-      Live& s = running_[i];
+    for (std::size_t j = 0; j < steps_.size(); ++j) {
+      Live& s = running_[order_[j]];
+      const bool scored = steps_[j].logits == LogitsFor::every_token;
       s.cached = s.tokens.size();
-      const std::int32_t token = next_[i];
+      if (std::int64_t(s.generated()) >= s.budget) {  // it only scored its prompt
+        s.finished = FinishReason::length;
+        cache_.release(*s.sequence);
+        s.sequence.reset();
+        emit(s, std::nullopt, events, scored);
+        continue;
+      }
+      const std::int32_t token = next_[j];
       s.tokens.push_back(token);
       s.token_times_ms.push_back(ms_since(s.submitted));
       std::optional<FinishReason> reason;
@@ -370,7 +428,36 @@ class Generator {
         cache_.release(*s.sequence);
         s.sequence.reset();
       }
-      emit(s, token, events);
+      emit(s, token, events, scored);
+    }
+  }
+
+  // The log-probabilities this step's requests ask for: each sampled token's, and each scored
+  // prompt token's after the first. Called before the tokens are appended.
+  template <class Logits>
+  void score(const Logits& logits) {
+    queries_.clear();
+    for (std::size_t j = 0, first_row = 0; j < steps_.size(); ++j) {
+      const Live& s = running_[order_[j]];
+      const GenerationParams& p = s.request.params;
+      if (steps_[j].logits == LogitsFor::every_token)
+        for (std::size_t t = 1; t < s.prompt_length; ++t)  // row t-1 predicts token t
+          queries_.push_back({std::int64_t(first_row + t - 1), s.tokens[t], *p.prompt_logprobs});
+      if (p.logprobs && std::int64_t(s.generated()) < s.budget)
+        queries_.push_back({last_rows_[j], next_[j], *p.logprobs});
+      first_row = std::size_t(last_rows_[j]) + 1;
+    }
+    if (queries_.empty()) return;
+    scores_.resize(queries_.size());
+    ops::Logprobs<typename Model::backend>::run(logits, queries_, scores_);
+    std::size_t k = 0;
+    for (std::size_t j = 0; j < steps_.size(); ++j) {
+      Live& s = running_[order_[j]];
+      if (steps_[j].logits == LogitsFor::every_token)
+        for (std::size_t t = 1; t < s.prompt_length; ++t)
+          s.prompt_logprobs.push_back(std::move(scores_[k++]));
+      if (s.request.params.logprobs && std::int64_t(s.generated()) < s.budget)
+        s.logprobs.push_back(std::move(scores_[k++]));
     }
   }
 
@@ -413,6 +500,8 @@ class Generator {
     r.tokens.assign(s.tokens.begin() + std::ptrdiff_t(s.prompt_length), s.tokens.end());
     r.text = std::move(s.text);
     r.finish_reason = *s.finished;
+    r.logprobs = std::move(s.logprobs);
+    r.prompt_logprobs = std::move(s.prompt_logprobs);
     r.seed = s.seed;
     r.token_times_ms = std::move(s.token_times_ms);
     r.ttft_ms = r.token_times_ms.empty() ? 0.0 : r.token_times_ms.front();
@@ -441,10 +530,14 @@ class Generator {
   std::deque<Live> running_;  // in admission order
   std::map<RequestId, Result> finished_;
   std::uint64_t preemptions_ = 0;
-  // Reused every step.
+  // Reused every step; all but order_ are in step order, running_[order_[j]] is step j's.
+  std::vector<std::size_t> order_;
   std::vector<SequenceStep> steps_;
   std::vector<ops::SamplingRow> rows_;
   std::vector<std::int32_t> next_;
+  std::vector<std::int64_t> last_rows_;  // each step's row of logits to sample
+  std::vector<ops::LogprobQuery> queries_;
+  std::vector<TokenLogprobs> scores_;
 };
 
 }  // namespace ctformer

@@ -28,16 +28,17 @@
 
 namespace ctformer {
 
+// Which rows of logits a forward step returns for one sequence.
+enum class LogitsFor {
+  last_token,  // one row: what generation needs
+  every_token  // one row per token it adds: what scoring a text needs
+};
+
 // Tokens to append to one sequence of the KV cache in a forward step.
 struct SequenceStep {
   std::int32_t sequence = 0;  // a PagedKvCache::SequenceId
   std::span<const std::int32_t> tokens;
-};
-
-// Which rows of logits a forward step returns.
-enum class LogitsFor {
-  last_token,  // one row per step: what generation needs
-  every_token  // one row per input token, in step order: what scoring a text needs
+  LogitsFor logits = LogitsFor::last_token;
 };
 
 // GPT-2's block: x += attn(ln_1(x)); x += mlp(ln_2(x)).
@@ -80,33 +81,35 @@ class DecoderModel {
   }
 
   // Appends each step's tokens to its sequence in `cache` and runs them through the model.
-  // Returns logits, (steps, vocab) or (tokens, vocab) as `which` says, of type A, valid until the
-  // next call. They are in backend memory: host memory on the CPU; device memory on CUDA, where
-  // callers pick tokens with ops::Argmax<B> / ops::Sample<B> (which write host ids) or copy them
-  // with B::download(logits).
-  MatrixView<const A> forward(std::span<const SequenceStep> steps, Cache& cache,
-                              LogitsFor which = LogitsFor::last_token) {
-    lay_out(steps, cache, which);
+  // Returns logits of type A, valid until the next call: for each step in order, one row (its last
+  // token's) or one per token it added, as its `logits` says. They are in backend memory: host
+  // memory on the CPU; device memory on CUDA, where callers pick tokens with ops::Argmax<B> /
+  // ops::Sample<B> (which write host ids), score them with ops::Logprobs<B>, or copy them with
+  // B::download(logits).
+  MatrixView<const A> forward(std::span<const SequenceStep> steps, Cache& cache) {
+    lay_out(steps, cache);
     // Rows and sequences the ops run over: a decode step may be padded (see DecodeGraphs).
-    const std::int64_t N = step_.n, S = step_.sequences();
+    const std::int64_t N = step_.n, S = step_.sequences(), M = step_.logit_rows_count();
     const std::int64_t C = config_.n_embd, V = config_.vocab_size;
     Workspace& w = workspace_;
     MatrixView<A> x = w.view(w.x, N, C);  // (N, C): the residual stream
     const BlockScratch<A> scratch{w.view(w.normed, N, C), w.view(w.qkv, N, 3 * C),
                                   w.view(w.mixed, N, C), w.view(w.hidden, N, config_.n_inner)};
-    // The rows whose logits are wanted, (M, C), and their logits, (M, V).
-    MatrixView<A> last = which == LogitsFor::last_token ? w.view(w.last, S, C) : x;
-    MatrixView<A> logits = w.view(w.logits, last.rows, V);
+    // The rows whose logits are wanted, (M, C), and their logits, (M, V). When every row is wanted
+    // (a decode step, or scoring whole texts), they are x itself.
+    const bool every_row = M == N;
+    MatrixView<A> wanted = every_row ? x : w.view(w.wanted, M, C);
+    MatrixView<A> logits = w.view(w.logits, M, V);
 
     auto launch = [&] {
       embedding_.forward(step_.tokens(), step_.positions(), x);
       for (std::size_t l = 0; l < blocks_.size(); ++l)
         blocks_[l].forward(x, {step_.slices_view(), cache.layer(static_cast<std::int64_t>(l))},
                            scratch);
-      if (which == LogitsFor::last_token) ops::GatherRows<B>::run(x, step_.last_rows(), last);
+      if (!every_row) ops::GatherRows<B>::run(x, step_.logit_rows(), wanted);
       // ln_f, applied by the LM head's projection (fused into it where the backend can).
-      ops::Linear<B>::run(normalized(ln_f_, last, last), embedding_.lm_head(), std::span<const T>{},
-                          ops::Epilogue::none, logits);
+      ops::Linear<B>::run(normalized(ln_f_, wanted, wanted), embedding_.lm_head(),
+                          std::span<const T>{}, ops::Epilogue::none, logits);
     };
     if (step_.decode) {
       // What a replayed step would read and write: the buffers, and the cache's place and shape.
@@ -121,8 +124,7 @@ class DecoderModel {
     } else {
       launch();
     }
-    const auto rows = which == LogitsFor::last_token ? std::int64_t(steps.size()) : N;
-    return {logits.data, rows, V};
+    return {logits.data, step_.unpadded_logit_rows, V};
   }
 
   // How decode steps are run: on CUDA, padded and replayed from graphs, which this can switch off.
@@ -139,7 +141,7 @@ class DecoderModel {
   // Validates the steps, reserves their cache space, fills step_ (padding a decode step to the
   // batch graphs_ asks for) and sizes the workspace. Throws before changing anything if a step is
   // bad.
-  void lay_out(std::span<const SequenceStep> steps, Cache& cache, LogitsFor which) {
+  void lay_out(std::span<const SequenceStep> steps, Cache& cache) {
     if (steps.empty()) throw InputError("forward: no sequences in the step");
     std::int64_t N = 0, blocks_needed = 0;
     for (std::size_t s = 0; s < steps.size(); ++s) {
@@ -173,22 +175,23 @@ class DecoderModel {
     // backend memory.
     step_.host.clear();
     step_.slices_host.clear();
-    step_.last_rows_host.clear();
-    std::int64_t table_entries = 0, max_new_rows = 0;
+    step_.logit_rows_host.clear();
+    std::int64_t table_entries = 0, max_new_rows = 0, logit_rows = 0;
     for (const SequenceStep& step : steps) {
       const auto n = std::int64_t(step.tokens.size());
       table_entries += cache.blocks_for(cache.length(step.sequence) + n);
       max_new_rows = std::max(max_new_rows, n);
+      logit_rows += step.logits == LogitsFor::every_token ? n : 1;
     }
     // A decode step (one new token per sequence) may run over more rows than it has: the padding
     // rows decode token 0 at position 0 into the cache's padding block.
-    const bool decode = which == LogitsFor::last_token && max_new_rows == 1;
+    const bool decode = max_new_rows == 1;
     const auto S = std::int64_t(steps.size());
     const std::int64_t padded = decode ? graphs_.padded_batch(S) : S;
     const std::int64_t rows = N + (padded - S);
     // Allocations (which may fail for lack of memory) before the cache changes, host ones included.
-    step_.reserve(rows, padded, table_entries + 1);
-    workspace_.reserve(rows, padded, which == LogitsFor::last_token ? padded : N, config_);
+    step_.reserve(rows, padded, logit_rows + (padded - S), table_entries + 1);
+    workspace_.reserve(rows, logit_rows + (padded - S), config_);
     std::vector<std::int32_t>& ids = step_.host;  // tokens | positions | block tables
     ids.assign(std::size_t(2 * rows), 0);
     std::int64_t row = 0;
@@ -202,16 +205,18 @@ class DecoderModel {
       for (std::int64_t i = 0; i < n; ++i) {
         ids[std::size_t(row + i)] = step.tokens[std::size_t(i)];
         ids[std::size_t(rows + row + i)] = std::int32_t(past + i);
+        if (step.logits == LogitsFor::every_token || i == n - 1)
+          step_.logit_rows_host.push_back(row + i);
       }
       row += n;
-      step_.last_rows_host.push_back(row - 1);
     }
+    step_.unpadded_logit_rows = logit_rows;
     if (row < rows) {
       const std::int32_t* padding_table = step_.ids() + ids.size();
       ids.push_back(cache.padding_block());
       for (; row < rows; ++row) {
         step_.slices_host.push_back({row, 1, 0, padding_table});
-        step_.last_rows_host.push_back(row);
+        step_.logit_rows_host.push_back(row);
       }
     }
     step_.n = rows;
@@ -232,32 +237,36 @@ class DecoderModel {
   // The current step as the ops read it: built on the host, then written to backend memory in one
   // copy (each copy costs a CUDA decode step a few microseconds of host time).
   struct StepLayout {
-    std::int64_t n = 0, max_new_rows = 0;      // n: rows, padding included
-    bool decode = false;                       // one new token per sequence
-    std::vector<std::int32_t> host;            // tokens (N) | positions (N) | block tables
-    std::vector<SequenceSlice> slices_host;    // (S); block_table points into ids()
-    std::vector<std::int64_t> last_rows_host;  // (S): the row of each step's last token
+    std::int64_t n = 0, max_new_rows = 0;       // n: rows, padding included
+    bool decode = false;                        // one new token per sequence
+    std::int64_t unpadded_logit_rows = 0;       // the rows of logits forward() returns
+    std::vector<std::int32_t> host;             // tokens (N) | positions (N) | block tables
+    std::vector<SequenceSlice> slices_host;     // (S); block_table points into ids()
+    std::vector<std::int64_t> logit_rows_host;  // (M): the rows whose logits are wanted
 
-    // The backend copy, one buffer: slices (S) | last rows (S) | ids, packed for this step's S, so
-    // that one copy writes exactly what the step uses. The regions' addresses depend on the
-    // buffer and S alone, and a CUDA decode graph's bucket fixes S.
+    // The backend copy, one buffer: slices (S) | logit rows (M) | ids, packed for this step's S
+    // and M, so that one copy writes exactly what the step uses. The regions' addresses depend on
+    // the buffer, S and M alone, and a CUDA decode graph's bucket fixes S = M.
     buffer<std::byte> memory;
-    std::int64_t slice_count = 0;    // S: sequences in this step, padding included
-    std::vector<std::byte> staging;  // what the copy writes
+    std::int64_t slice_count = 0;      // S: sequences in this step, padding included
+    std::int64_t logit_row_count = 0;  // M: padding included
+    std::vector<std::byte> staging;    // what the copy writes
 
-    // Sets the step's S and makes room for a step of `rows` rows, S slices and `table_entries`
-    // block-table entries, host copies included. The backend buffer doubles when it grows: block
-    // tables lengthen as sequences decode, and memory that moved makes the CUDA backend record its
-    // decode graphs again.
-    void reserve(std::int64_t rows, std::int64_t sequences, std::int64_t table_entries) {
+    // Sets the step's S and M and makes room for a step of `rows` rows, S slices, M logit rows and
+    // `table_entries` block-table entries, host copies included. The backend buffer doubles when
+    // it grows: block tables lengthen as sequences decode, and memory that moved makes the CUDA
+    // backend record its decode graphs again.
+    void reserve(std::int64_t rows, std::int64_t sequences, std::int64_t logit_rows,
+                 std::int64_t table_entries) {
       slice_count = sequences;
+      logit_row_count = logit_rows;
       const std::int64_t id_count = 2 * rows + table_entries;
       const std::int64_t bytes = ids_offset() + id_count * std::int64_t(sizeof(std::int32_t));
       if (bytes > std::int64_t(memory.size()))
         grow(memory, std::max(bytes, 2 * std::int64_t(memory.size())));
       host.reserve(std::size_t(id_count));
       slices_host.reserve(std::size_t(sequences));
-      last_rows_host.reserve(std::size_t(sequences));
+      logit_rows_host.reserve(std::size_t(logit_rows));
       staging.reserve(std::size_t(bytes));
     }
     void upload() {
@@ -266,15 +275,15 @@ class DecoderModel {
       };
       staging.resize(std::size_t(ids_offset()) + host.size() * sizeof(std::int32_t));
       place(slices_host, 0);
-      place(last_rows_host, last_rows_offset());
+      place(logit_rows_host, logit_rows_offset());
       place(host, ids_offset());
       B::write(std::span<const std::byte>(staging), memory.data());
     }
-    std::int64_t last_rows_offset() const {
+    std::int64_t logit_rows_offset() const {
       return slice_count * std::int64_t(sizeof(SequenceSlice));
     }
     std::int64_t ids_offset() const {
-      return last_rows_offset() + slice_count * std::int64_t(sizeof(std::int64_t));
+      return logit_rows_offset() + logit_row_count * std::int64_t(sizeof(std::int64_t));
     }
     const std::int32_t* ids() const {
       return reinterpret_cast<const std::int32_t*>(memory.data() + ids_offset());
@@ -282,9 +291,10 @@ class DecoderModel {
     std::span<const std::int32_t> tokens() const { return {ids(), std::size_t(n)}; }
     std::span<const std::int32_t> positions() const { return {ids() + n, std::size_t(n)}; }
     std::int64_t sequences() const { return std::int64_t(slices_host.size()); }
-    std::span<const std::int64_t> last_rows() const {
-      return {reinterpret_cast<const std::int64_t*>(memory.data() + last_rows_offset()),
-              last_rows_host.size()};
+    std::int64_t logit_rows_count() const { return std::int64_t(logit_rows_host.size()); }
+    std::span<const std::int64_t> logit_rows() const {
+      return {reinterpret_cast<const std::int64_t*>(memory.data() + logit_rows_offset()),
+              logit_rows_host.size()};
     }
     StepSlices slices_view() const {
       return {{reinterpret_cast<const SequenceSlice*>(memory.data()), slices_host.size()},
@@ -299,10 +309,11 @@ class DecoderModel {
     struct Region {
       std::int64_t offset = 0;
     };
-    Region x, normed, qkv, mixed, hidden, last, logits;
+    Region x, normed, qkv, mixed, hidden, wanted, logits;
     buffer<A> arena;
 
-    void reserve(std::int64_t N, std::int64_t S, std::int64_t M, const Gpt2Config& c) {
+    // N rows, M of them with logits.
+    void reserve(std::int64_t N, std::int64_t M, const Gpt2Config& c) {
       const std::int64_t C = c.n_embd;
       std::int64_t size = 0;
       auto place = [&size](Region& r, std::int64_t elements) {
@@ -314,7 +325,7 @@ class DecoderModel {
       place(qkv, N * 3 * C);
       place(mixed, N * C);
       place(hidden, N * c.n_inner);
-      place(last, S * C);
+      place(wanted, M * C);
       place(logits, M * c.vocab_size);
       grow(arena, size);
     }
