@@ -13,6 +13,11 @@ For each model that tools/make_reference.py wrote into <data>/models, it reads t
                 (GPT2LMHeadModel(ids, labels=ids).loss, the mean negative log-likelihood of the
                 tokens after the first), and that of its first half and its second half given the
                 first (labels -100 over the context), as a sliding-window perplexity sums it
+  sliding       a random text three contexts long scored with a sliding window (transformers'
+                perplexity guide: windows of n_positions tokens every n_positions / 2 tokens, each
+                scoring the tokens after the previous window's end), its negative log-likelihood
+                summed exactly over the tokens scored (the guide's loop counts one token fewer
+                per window after the first)
 """
 import argparse
 import json
@@ -45,6 +50,26 @@ def loss(model, ids, context=0):
         return float(model(torch.tensor([ids]), labels=labels).loss)
 
 
+def sliding_window(model, ids, context, stride):
+    nll_sum, tokens, windows, prev_end = 0.0, 0, 0, 0
+    for begin in range(0, len(ids), stride):
+        end = min(begin + context, len(ids))
+        target = end - prev_end
+        labels = torch.tensor([ids[begin:end]])
+        labels[0, :-target] = -100
+        with torch.no_grad():
+            mean = model(torch.tensor([ids[begin:end]]), labels=labels).loss
+        scored = int((labels[0, 1:] != -100).sum())
+        nll_sum += float(mean) * scored
+        tokens += scored
+        windows += 1
+        prev_end = end
+        if end == len(ids):
+            break
+    return {"ids": ids, "context": context, "stride": stride, "windows": windows,
+            "tokens": tokens, "nll_sum": nll_sum}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data"))
@@ -62,8 +87,13 @@ def main():
             sequences.append({"tokens": len(ids), "loss": loss(model, ids),
                               "first_half_loss": loss(model, ids[:half + 1]),
                               "second_half_loss": loss(model, ids, context=half + 1)})
+        context = model.config.n_positions
+        generator = torch.Generator().manual_seed(99)
+        text = torch.randint(0, model.config.vocab_size, (3 * context + 7,), generator=generator)
+        sliding = sliding_window(model, text.tolist(), context, context // 2)
         with open(os.path.join(args.data, "reference", f"{name}.logprobs.json"), "w") as f:
             json.dump({"model": name, "top": TOP, "greedy": greedy, "sequences": sequences,
+                       "sliding": sliding,
                        "made_with": {"torch": torch.__version__,
                                      "transformers": transformers.__version__}}, f)
             f.write("\n")

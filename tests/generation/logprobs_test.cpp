@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ctformer/ctformer.hpp"
+#include "ctformer/evaluation/perplexity.hpp"
 #include "support/mixed_requests.hpp"
 #include "support/reference.hpp"
 
@@ -271,4 +272,66 @@ BOOST_AUTO_TEST_CASE(bad_logprob_counts_are_refused_naming_the_value) {
   double total = 0;
   for (const LikelyToken& t : result.logprobs[0].top) total += std::exp(double(t.logprob));
   BOOST_TEST(std::abs(total - 1.0) <= 1e-5);  // the whole distribution sums to one
+}
+
+BOOST_AUTO_TEST_CASE(sliding_window_perplexity_matches_transformers) {
+  for (const std::string& name : test::kReferenceModels) {
+    auto model = load(name);
+    const auto want = load_logprobs_reference(name)["sliding"];
+    const auto ids = want["ids"].get<std::vector<std::int32_t>>();
+    const double want_mean = want["nll_sum"].get<double>() / want["tokens"].get<double>();
+    for (const std::int64_t batch : {1, 4}) {
+      std::int64_t calls = 0, last_done = 0;
+      const Perplexity got = perplexity(
+          model, ids,
+          {want["context"].get<std::int64_t>(), want["stride"].get<std::int64_t>(), batch},
+          [&](std::int64_t done, std::int64_t windows) {
+            ++calls;
+            BOOST_TEST(done > last_done);
+            BOOST_TEST(windows == want["windows"].get<std::int64_t>());
+            last_done = done;
+          });
+      const std::string at = name + " batch " + std::to_string(batch);
+      BOOST_TEST(got.tokens == want["tokens"].get<std::int64_t>(), at);
+      BOOST_TEST(got.windows == want["windows"].get<std::int64_t>(), at);
+      BOOST_TEST(last_done == got.windows, at);
+      BOOST_TEST(calls == (got.windows + batch - 1) / batch, at);
+      BOOST_TEST(std::abs(got.mean_nll() - want_mean) <= kLogprobTolerance,
+                 at << ": mean negative log-likelihood " << got.mean_nll() << ", transformers "
+                    << want_mean);
+      BOOST_TEST(std::abs(got.perplexity() - std::exp(want_mean)) <=
+                     std::exp(want_mean) * 2 * kLogprobTolerance,
+                 at);
+    }
+    // The defaults: the model's context, half of it as the stride.
+    const Perplexity defaults = perplexity(model, ids);
+    BOOST_TEST(std::abs(defaults.mean_nll() - want_mean) <= kLogprobTolerance, name);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(perplexity_refuses_what_it_cannot_score_naming_the_value) {
+  auto model = load("gpt2-h16");  // n_positions 128, vocabulary of 320
+  const std::vector<std::int32_t> text(300, 5);
+  auto refused = [&](std::span<const std::int32_t> ids, PerplexityOptions o,
+                     const std::string& message) {
+    try {
+      perplexity(model, ids, o);
+    } catch (const InputError& e) {
+      BOOST_TEST(std::string(e.what()).find(message) != std::string::npos, e.what());
+      return;
+    }
+    BOOST_ERROR("perplexity accepted what it should refuse: " << message);
+  };
+  refused(text, {129, 0, 1}, "context 129 must be from 2 to the model's n_positions 128");
+  refused(text, {1, 0, 1}, "context 1 must be from 2");
+  refused(text, {64, 65, 1}, "stride 65 must be from 1 to the context 64");
+  refused(text, {64, 32, 0}, "batch 0 must be positive");
+  refused(std::span(text).first(1), {}, "the text is 1 token(s) long; it needs at least 2");
+  const std::vector<std::int32_t> bad = {1, 2, 320};
+  refused(bad, {}, "token id 320 at index 2 is outside the vocabulary (vocab_size 320)");
+  // The smallest text, and a stride of one token: every token is still scored once.
+  BOOST_TEST(perplexity(model, std::span(text).first(2)).tokens == 1);
+  const Perplexity one = perplexity(model, std::span(text).first(40), {8, 1, 3});
+  BOOST_TEST(one.tokens == 39);
+  BOOST_TEST(one.windows == 33);  // begins 0..32: the last one reaches the end
 }

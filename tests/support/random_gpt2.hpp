@@ -84,4 +84,32 @@ struct TinyFullVocabModel {
   }
 };
 
+// A random one-layer GPT-2 with the small byte-level BPE vocabulary committed for the fuzz targets
+// (tests/fuzz/data: 1,070 tokens, <|endoftext|> last), so that these tests run without GPT-2's own
+// vocabulary files.
+struct SmallVocabModel {
+  static constexpr std::int64_t kVocab = 1070;
+  TempDir dir;
+  SmallVocabModel(std::int64_t n_positions, std::int64_t n_embd)
+      : dir("small-vocab-model-" + std::to_string(n_positions) + "x" + std::to_string(n_embd)) {
+    write_random_gpt2(dir.path,
+                      {.vocab_size = kVocab,
+                       .n_positions = n_positions,
+                       .n_embd = n_embd,
+                       .n_inner = 4 * n_embd,
+                       .eos_token_id = kVocab - 1},
+                      7);
+    for (const char* f : {"vocab.json", "merges.txt"})
+      std::filesystem::copy_file(std::filesystem::path(CTFORMER_SOURCE_DIR) / "tests/fuzz/data" / f,
+                                 dir.path / f);
+  }
+  std::string arg() const { return "--model '" + dir.path.string() + "'"; }
+
+  // One per test program, written on first use: 64 positions.
+  static const SmallVocabModel& tiny() {
+    static const SmallVocabModel model(64, 16);
+    return model;
+  }
+};
+
 }  // namespace ctformer::test

@@ -2,9 +2,6 @@
 // throughput, latency percentiles and peak memory, as text or one JSON object.
 #pragma once
 
-#include <unistd.h>
-
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -17,7 +14,7 @@
 #include "ctformer/ctformer.hpp"
 #include "ctformer/generation/workload.hpp"
 #include "hub/hub.hpp"
-#include "hub/progress.hpp"
+#include "progress_bar.hpp"
 #include "prompt_file.hpp"
 
 namespace ctformer::cli {
@@ -40,47 +37,6 @@ inline constexpr const char* kBenchUsage =
     "  --device D           cpu (default), or cuda (a CUDA build of ctformer and a GPU)\n"
     "  --json               print one JSON object (docs/cli.md) instead of the text summary\n"
     "A progress bar is drawn on stderr when it is a terminal.";
-
-// "[#########...........]  450 / 1000 requests  3m05s" on stderr, redrawn at most 10 times a
-// second, only when stderr is a terminal.
-class RequestProgress {
- public:
-  using clock = std::chrono::steady_clock;
-  explicit RequestProgress(bool enabled) : tty_(enabled && ::isatty(::fileno(stderr))) {}
-  RequestProgress(const RequestProgress&) = delete;
-  RequestProgress& operator=(const RequestProgress&) = delete;
-  ~RequestProgress() {
-    if (drawn_) std::fputc('\n', stderr);
-  }
-
-  void update(std::size_t done, std::size_t total) {
-    if (!tty_) return;
-    const auto now = clock::now();
-    if (drawn_ && done < total && now - last_ < std::chrono::milliseconds(100)) return;
-    constexpr int kWidth = 20;
-    const double fraction = total ? double(done) / double(total) : 1.0;
-    const int filled = static_cast<int>(fraction * kWidth);
-    const double seconds = std::chrono::duration<double>(now - start_).count();
-    std::string line = "bench  [" + std::string(filled, '#') + std::string(kWidth - filled, '.') +
-                       "]  " + std::to_string(done) + " / " + std::to_string(total) +
-                       " requests  " + format_duration(seconds);
-    if (done > 0 && done < total)
-      line += "  ETA " + format_duration(seconds / double(done) * double(total - done));
-    std::fprintf(stderr, "\r%s%*s", line.c_str(),
-                 static_cast<int>(last_len_ > line.size() ? last_len_ - line.size() : 0), "");
-    std::fflush(stderr);
-    last_len_ = line.size();
-    last_ = now;
-    drawn_ = true;
-  }
-
- private:
-  bool tty_;
-  bool drawn_ = false;
-  clock::time_point start_ = clock::now();
-  clock::time_point last_{};
-  std::size_t last_len_ = 0;
-};
 
 inline int bench_main(int argc, char** argv) {
   Arguments args(argc, argv, kBenchUsage);
@@ -122,7 +78,7 @@ inline int bench_main(int argc, char** argv) {
     Generator generator(model, options, &tokenizer);
     WorkloadRun run;
     {
-      RequestProgress progress(true);
+      CountProgress progress("bench", "requests");
       run = run_workload(generator, prompts, params, [&](std::size_t done, std::size_t total) {
         progress.update(done, total);
       });

@@ -8,6 +8,7 @@
 #include "download_command.hpp"
 #include "generate_command.hpp"
 #include "info_command.hpp"
+#include "perplexity_command.hpp"
 #include "serve_command.hpp"
 #include "tokenize_command.hpp"
 #include "usage_error.hpp"
@@ -34,6 +35,8 @@ constexpr Command kCommands[] = {
      ctformer::cli::bench_main},
     {"serve", "an HTTP server with OpenAI's completions API, batching every client's requests",
      ctformer::cli::serve_main},
+    {"perplexity", "the perplexity of a text under a model, over a sliding window",
+     ctformer::cli::perplexity_main},
 };
 
 void print_usage(std::FILE* out) {
