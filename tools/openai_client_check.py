@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks `ctformer serve` with OpenAI's own Python client (pip install openai): a completion, the
-same completion streamed, the model list, and the errors the client maps to its exception types.
+same completion streamed, log-probabilities (of the prompt too, with echo), the model list, and
+the errors the client maps to its exception types.
 
     build/tools/ctformer/ctformer serve --model gpt2 --port 8000 --api-key KEY &
     python3 tools/openai_client_check.py --url http://127.0.0.1:8000/v1 --api-key KEY
@@ -37,6 +38,17 @@ def main():
     assert "".join(parts) == whole.choices[0].text, "the streamed text differs"
     assert usage.completion_tokens == whole.usage.completion_tokens
 
+    scored = client.completions.create(model=model, prompt="My example 0", max_tokens=4,
+                                       temperature=0, logprobs=3, echo=True)
+    lp = scored.choices[0].logprobs
+    print("logprobs:  ", list(zip(lp.tokens, lp.token_logprobs)), lp.text_offset)
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+    assert all(v <= 0 for v in lp.token_logprobs[1:])
+    assert all(len(top) <= 4 and lp.tokens[i + 1] in top
+               for i, top in enumerate(lp.top_logprobs[1:]))
+    assert "".join(lp.tokens) == scored.choices[0].text
+    assert scored.choices[0].text.startswith("My example 0")
+
     def refused(error_type, **request):
         try:
             client.completions.create(model=model, prompt="x", **request)
@@ -45,7 +57,7 @@ def main():
             return
         raise AssertionError(f"{request} was not refused with {error_type.__name__}")
 
-    refused(openai.BadRequestError, logprobs=2)
+    refused(openai.BadRequestError, logprobs=21)
     refused(openai.NotFoundError, extra_body={"model": "no-such-model"})
     try:
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])

@@ -10,6 +10,7 @@
 #include "ctformer/cache/paged_kv_cache.hpp"
 #include "ctformer/core/dtype.hpp"
 #include "ctformer/core/error.hpp"
+#include "ctformer/evaluation/perplexity.hpp"
 #include "ctformer/generation/generation_params.hpp"
 #include "ctformer/generation/generator.hpp"
 #include "ctformer/generation/generator_thread.hpp"

@@ -376,6 +376,39 @@ void check_sampling(std::mt19937& rng) {
   BOOST_TEST(greedy_got == greedy_want, boost::test_tools::per_element());
 }
 
+// Log-probabilities of rows of logits: queries with no alternatives (the GPU kernel), and with the
+// most likely tokens (the rows copied to the host), mixed and repeating rows, against the CPU op on
+// the same T values. Both sum the exponentials in double, in another order: 1e-5 of a logprob.
+template <class T>
+void check_logprobs(std::mt19937& rng) {
+  for (const auto& [M, V] : {std::pair<std::int64_t, std::int64_t>{7, 50257}, {33, 320}, {3, 5}}) {
+    const auto logits = random_values<T>(M * V, rng, 3.0f);
+    std::vector<ops::LogprobQuery> queries;
+    for (std::int64_t i = 0; i < 2 * M; ++i)
+      queries.push_back({std::int64_t(rng() % M), std::int32_t(rng() % V),
+                         i % 3 == 0 ? std::int32_t(1 + rng() % std::min<std::int64_t>(V, 6)) : 0});
+    queries.push_back({M - 1, std::int32_t(V - 1), std::int32_t(V)});  // the whole distribution
+    const TokenLogprobs unwritten{-1, std::numeric_limits<float>::quiet_NaN(), {}};
+    std::vector<TokenLogprobs> want(queries.size()), got(queries.size(), unwritten);
+    ops::Logprobs<cpu>::run({logits.data(), M, V}, queries, want);
+    const auto d_logits = to_device<T>(logits);
+    ops::Logprobs<cuda>::run<T>({d_logits.data(), M, V}, queries, got);
+    for (std::size_t q = 0; q < queries.size(); ++q) {
+      BOOST_TEST_CONTEXT("rows " << M << ", vocabulary " << V << ", query " << q << " (row "
+                                 << queries[q].row << ", top " << queries[q].top << ")") {
+        BOOST_TEST(got[q].token == want[q].token);
+        BOOST_TEST(std::abs(got[q].logprob - want[q].logprob) <= 1e-5f,
+                   got[q].logprob << " against " << want[q].logprob);
+        BOOST_TEST_REQUIRE(got[q].top.size() == want[q].top.size());
+        for (std::size_t k = 0; k < want[q].top.size(); ++k) {
+          BOOST_TEST(got[q].top[k].token == want[q].top[k].token);
+          BOOST_TEST(got[q].top[k].logprob == want[q].top[k].logprob);
+        }
+      }
+    }
+  }
+}
+
 template <class T>
 void check_out_of_memory_message() {
   try {
@@ -431,6 +464,10 @@ using RequireGpu = ctformer::test::RequireGpu;
   BOOST_AUTO_TEST_CASE(sampling_matches_the_cpu) {                 \
     std::mt19937 rng(6);                                           \
     ctformer::test::check_sampling<T>(rng);                        \
+  }                                                                \
+  BOOST_AUTO_TEST_CASE(logprobs_match_the_cpu) {                   \
+    std::mt19937 rng(9);                                           \
+    ctformer::test::check_logprobs<T>(rng);                        \
   }                                                                \
   BOOST_AUTO_TEST_CASE(out_of_memory_names_bytes_asked_and_free) { \
     ctformer::test::check_out_of_memory_message<T>();              \
