@@ -126,6 +126,11 @@ if [[ -f $vocab/vocab.json && -f $vocab/merges.txt ]] && python3 -c 'import torc
   # The same prompts through `ctformer serve` on the GPU, from 64 concurrent streaming clients.
   step serve-fp16 90 python3 bench/serve/serve_load.py --prompts 256 --clients 64 --stream \
     --start "$cli serve --model $model --device cuda --dtype fp16 --batch-size 64"
+  # Sliding-window perplexity of this repository's docs (160 KB of English) beside transformers:
+  # logprob_kernel, every-token logits, and their agreement with transformers' loss.
+  cat docs/*.md >"$log/perplexity-text.txt"
+  step perplexity-fp16 120 python3 bench/perplexity/compare_transformers.py "$model" \
+    "$log/perplexity-text.txt" --ctformer "$cli" --device cuda --dtype fp16
 else
   summary+=("| compare-fp16 | SKIPPED: no GPT-2 vocabulary in $vocab, or no torch/transformers | 0 s |")
 fi
@@ -165,6 +170,9 @@ sanitize initcheck  # last: reads of device memory nothing wrote (skipped when o
   echo '```'
   grep -shE "^(requests|errors|generated_tokens_per_s|ttft_ms_p50|inter_token_ms_p50) " "$log/serve-fp16.log"
   echo '```'
+  echo
+  echo "Sliding-window perplexity beside transformers, fp16 (bench/perplexity/compare_transformers.py):"
+  grep -shE "^\||^text:|difference" "$log/perplexity-fp16.log"
 } | tee "$log/summary.md"
 if [[ -n ${OUT:-} ]]; then
   cp "$log/summary.md" "$OUT/summary.md"

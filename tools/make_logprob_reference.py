@@ -18,6 +18,8 @@ For each model that tools/make_reference.py wrote into <data>/models, it reads t
                 scoring the tokens after the previous window's end), its negative log-likelihood
                 summed exactly over the tokens scored (the guide's loop counts one token fewer
                 per window after the first)
+  disjoint      the same text in windows that do not overlap (stride = n_positions): each window's
+                first token has nothing before it in the window and is not scored
 """
 import argparse
 import json
@@ -91,9 +93,10 @@ def main():
         generator = torch.Generator().manual_seed(99)
         text = torch.randint(0, model.config.vocab_size, (3 * context + 7,), generator=generator)
         sliding = sliding_window(model, text.tolist(), context, context // 2)
+        disjoint = sliding_window(model, text.tolist(), context, context)
         with open(os.path.join(args.data, "reference", f"{name}.logprobs.json"), "w") as f:
             json.dump({"model": name, "top": TOP, "greedy": greedy, "sequences": sequences,
-                       "sliding": sliding,
+                       "sliding": sliding, "disjoint": disjoint,
                        "made_with": {"torch": torch.__version__,
                                      "transformers": transformers.__version__}}, f)
             f.write("\n")

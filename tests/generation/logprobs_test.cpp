@@ -306,6 +306,16 @@ BOOST_AUTO_TEST_CASE(sliding_window_perplexity_matches_transformers) {
     // The defaults: the model's context, half of it as the stride.
     const Perplexity defaults = perplexity(model, ids);
     BOOST_TEST(std::abs(defaults.mean_nll() - want_mean) <= kLogprobTolerance, name);
+    // Windows that do not overlap: each one's first token is not scored.
+    const auto disjoint = load_logprobs_reference(name)["disjoint"];
+    const std::int64_t context = disjoint["context"];
+    const Perplexity apart = perplexity(model, ids, {context, context, 2});
+    BOOST_TEST(apart.tokens == disjoint["tokens"].get<std::int64_t>(), name);
+    BOOST_TEST(apart.windows == disjoint["windows"].get<std::int64_t>(), name);
+    BOOST_TEST(
+        std::abs(apart.mean_nll() - disjoint["nll_sum"].get<double>() /
+                                        disjoint["tokens"].get<double>()) <= kLogprobTolerance,
+        name);
   }
 }
 

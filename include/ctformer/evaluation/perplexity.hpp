@@ -1,8 +1,10 @@
 // Perplexity of a text under a model, over a sliding window, as transformers' perplexity guide
 // computes it for a text longer than the context: windows of `context` tokens start every `stride`
-// tokens, and each scores the tokens that the window before it did not reach, so every token after
-// the first is scored once, with up to context - stride tokens of context before the first it
-// scores. The negative log-likelihood is summed exactly over the tokens scored (the guide's loop
+// tokens, and each scores the tokens that the window before it did not reach, with up to
+// context - stride tokens of context before the first it scores. So every token after the first is
+// scored once, except that windows that do not overlap (stride = context) leave their first token
+// unscored, as transformers does: nothing in the window comes before it. The negative
+// log-likelihood is summed exactly over the tokens scored (when windows overlap, the guide's loop
 // weights each window after the first by one token fewer than it scores).
 #pragma once
 
@@ -47,8 +49,8 @@ inline std::vector<PerplexityWindow> perplexity_windows(std::int64_t length, std
   std::vector<PerplexityWindow> windows;
   for (std::int64_t begin = 0, previous_end = 0;; begin += stride) {
     const std::int64_t end = std::min(begin + context, length);
-    // The text's first token has nothing before it to predict it.
-    windows.push_back({begin, end, end - std::max<std::int64_t>(previous_end, 1)});
+    // A window's first token has nothing before it to predict it.
+    windows.push_back({begin, end, end - std::max(previous_end, begin + 1)});
     previous_end = end;
     if (end == length) return windows;
   }
@@ -89,33 +91,53 @@ Perplexity perplexity(Model& model, std::span<const std::int32_t> ids,
   constexpr std::int64_t kBlock = 16;
   auto cache = model.make_cache(batch * ((options.context + kBlock - 1) / kBlock) * kBlock, kBlock);
 
+  // Each window runs in two steps, so that only the scored tokens' logits are computed: its
+  // context, whose last token's logits score the first scored token, then the scored tokens but
+  // the last, whose logits score the rest.
   Perplexity out;
   std::vector<SequenceStep> steps;
+  std::vector<std::int32_t> sequences;  // the windows' in the cache
   std::vector<ops::LogprobQuery> queries;
   std::vector<TokenLogprobs> scores;
-  for (std::size_t first = 0; first < windows.size(); first += std::size_t(batch)) {
-    const std::size_t last = std::min(windows.size(), first + std::size_t(batch));
-    steps.clear();
-    queries.clear();
-    std::int64_t row = 0;
-    for (std::size_t w = first; w < last; ++w) {
-      const detail::PerplexityWindow& window = windows[w];
-      steps.push_back(
-          {cache.add_sequence(),
-           ids.subspan(std::size_t(window.begin), std::size_t(window.end - window.begin)),
-           LogitsFor::every_token});
-      // Token p is predicted by the row of token p - 1.
-      for (std::int64_t p = window.end - window.scored; p < window.end; ++p)
-        queries.push_back({row + p - 1 - window.begin, ids[std::size_t(p)], 0});
-      row += window.end - window.begin;
-    }
+  auto run = [&] {
     const auto logits = model.forward(steps, cache);
     scores.resize(queries.size());
     ops::Logprobs<typename Model::backend>::run(logits, queries, scores);
     for (const TokenLogprobs& s : scores) out.nll_sum -= double(s.logprob);
     out.tokens += std::int64_t(scores.size());
+  };
+  auto span_of = [&](std::int64_t begin, std::int64_t end) {
+    return ids.subspan(std::size_t(begin), std::size_t(end - begin));
+  };
+  for (std::size_t first = 0; first < windows.size(); first += std::size_t(batch)) {
+    const std::size_t last = std::min(windows.size(), first + std::size_t(batch));
+    steps.clear();
+    sequences.clear();
+    queries.clear();
+    for (std::size_t w = first; w < last; ++w) {
+      const detail::PerplexityWindow& window = windows[w];
+      const std::int64_t scored_from = window.end - window.scored;
+      queries.push_back({std::int64_t(steps.size()), ids[std::size_t(scored_from)], 0});
+      sequences.push_back(cache.add_sequence());
+      steps.push_back({sequences.back(), span_of(window.begin, scored_from)});
+    }
+    run();
+    steps.clear();
+    queries.clear();
+    std::int64_t row = 0;
+    for (std::size_t w = first; w < last; ++w) {
+      const detail::PerplexityWindow& window = windows[w];
+      const std::int64_t scored_from = window.end - window.scored;
+      if (window.scored == 1) continue;
+      for (std::int64_t p = scored_from + 1; p < window.end; ++p)  // row of p - 1 predicts p
+        queries.push_back({row + p - 1 - scored_from, ids[std::size_t(p)], 0});
+      steps.push_back(
+          {sequences[w - first], span_of(scored_from, window.end - 1), LogitsFor::every_token});
+      row += window.scored - 1;
+    }
+    if (!steps.empty()) run();
+    for (const std::int32_t sequence : sequences) cache.release(sequence);
     out.windows += std::int64_t(last - first);
-    for (const SequenceStep& step : steps) cache.release(step.sequence);
     if (progress) progress(std::int64_t(last), std::int64_t(windows.size()));
   }
   return out;
