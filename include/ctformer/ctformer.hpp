@@ -14,6 +14,7 @@
 #include "ctformer/generation/generation_params.hpp"
 #include "ctformer/generation/generator.hpp"
 #include "ctformer/generation/generator_thread.hpp"
+#include "ctformer/generation/token_biases.hpp"
 #include "ctformer/io/gpt2_config.hpp"
 #include "ctformer/io/model_directory.hpp"
 #include "ctformer/io/safetensors.hpp"

@@ -2,6 +2,7 @@
 #define BOOST_TEST_MODULE cli_generate
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -62,6 +63,38 @@ BOOST_AUTO_TEST_CASE(json_output_matches_the_library_for_each_prompt_in_order) {
     BOOST_TEST(o["generated_tokens"].get<std::size_t>() == expected[i].size());
     BOOST_TEST(o["text"].get<std::string>() == to_valid_utf8(tokenizer.decode(expected[i])));
     BOOST_TEST(o["finish_reason"].get<std::string>() == "length");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bias_and_penalty_options_are_the_librarys_parameters) {
+  const auto r = run_cli("generate " + test::TinyFullVocabModel::shared().arg() +
+                         " --json --prompt 'My example 0' --max-new-tokens 9 --min-new-tokens 9"
+                         " --logit-bias 13=-inf --logit-bias 262=3.5 --presence-penalty 0.5"
+                         " --frequency-penalty 1.25 --no-repeat-ngram-size 2 --min-p 0.2");
+  BOOST_REQUIRE_EQUAL(r.status, 0);
+  auto model = GPT2<cpu, float>::from_directory(test::TinyFullVocabModel::shared().dir.path);
+  const auto tokenizer = Gpt2Tokenizer::from_directory(test::TinyFullVocabModel::shared().dir.path);
+  Generator alone(model, {}, &tokenizer);
+  Request request;
+  request.text = "My example 0";
+  request.params.max_new_tokens = 9;
+  request.params.max_length = 1000;
+  request.params.min_new_tokens = 9;
+  request.params.logit_bias = {{13, -INFINITY}, {262, 3.5f}};
+  request.params.presence_penalty = 0.5f;
+  request.params.frequency_penalty = 1.25f;
+  request.params.no_repeat_ngram_size = 2;
+  request.params.min_p = 0.2f;
+  alone.submit(request);
+  const auto j = nlohmann::json::parse(r.out);
+  BOOST_TEST(j[0]["tokens"].get<std::vector<std::int32_t>>() == alone.run().at(0).tokens,
+             boost::test_tools::per_element());
+  for (const std::string bad : {"13", "x=1", "13=", "13=big", "13=1x"}) {
+    const auto u = run_cli(
+        "generate " + test::TinyFullVocabModel::shared().arg() + " --prompt a --logit-bias " + bad,
+        "", true);
+    BOOST_TEST(u.status == 2, bad);
+    BOOST_TEST(contains(u.out, "--logit-bias takes ID=BIAS"), bad << ": " << u.out);
   }
 }
 

@@ -176,6 +176,31 @@ BOOST_AUTO_TEST_CASE(a_greedy_completion_is_what_the_library_generates) {
   BOOST_TEST(server.stop() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(logit_bias_penalties_min_p_and_min_tokens_reach_the_generator) {
+  Server server;
+  GenerationParams p = greedy(12);
+  const Result plain = library("My example 0", p);
+  p.logit_bias = {{plain.tokens[0], -100.0f}, {7, 2.5f}};
+  p.presence_penalty = 1.5f;
+  p.frequency_penalty = -0.5f;
+  p.no_repeat_ngram_size = 2;
+  p.min_new_tokens = 12;  // end-of-text banned throughout
+  const Result want = library("My example 0", p);
+  BOOST_TEST_REQUIRE(want.text != plain.text);  // the parameters change the output
+  const auto r = server.post({{"prompt", "My example 0"},
+                              {"max_tokens", 12},
+                              {"temperature", 0},
+                              {"logit_bias", {{std::to_string(plain.tokens[0]), -100}, {"7", 2.5}}},
+                              {"presence_penalty", 1.5},
+                              {"frequency_penalty", -0.5},
+                              {"no_repeat_ngram_size", 2},
+                              {"min_tokens", 12},
+                              {"min_p", 0.1}});  // no effect on greedy decoding
+  BOOST_REQUIRE(r);
+  BOOST_REQUIRE_EQUAL(r->status, 200);
+  BOOST_TEST(json::parse(r->body)["choices"][0]["text"].get<std::string>() == want.text);
+}
+
 BOOST_AUTO_TEST_CASE(max_tokens_defaults_to_16_and_null_runs_to_the_end_of_the_context) {
   Server server;
   const auto sixteen = server.post({{"prompt", "a b c"}, {"ignore_eos", true}});
@@ -441,7 +466,18 @@ BOOST_AUTO_TEST_CASE(bad_requests_get_an_error_that_names_the_problem) {
       {R"({"prompt": "hi", "temperature": 1e39})", 400, "'temperature' must be a finite number"},
       {R"({"prompt": "hi", "top_p": 0})", 400, "top_p"},
       {R"({"prompt": "hi", "stop": ""})", 400, "'stop' holds an empty string"},
-      {R"({"prompt": "hi", "presence_penalty": 0.5})", 400, "repetition_penalty"},
+      {R"({"prompt": "hi", "presence_penalty": 2.5})", 400,
+       "'presence_penalty' must be a number from -2 to 2, got 2.5"},
+      {R"({"prompt": "hi", "frequency_penalty": "x"})", 400, "'frequency_penalty' must be"},
+      {R"({"prompt": "hi", "logit_bias": [1]})", 400, "'logit_bias' must be an object"},
+      {R"({"prompt": "hi", "logit_bias": {"1070": 1}})", 400,
+       "'logit_bias' key \"1070\" is not a token id of the vocabulary (0 to 1069)"},
+      {R"({"prompt": "hi", "logit_bias": {"12x": 1}})", 400, "key \"12x\" is not a token id"},
+      {R"({"prompt": "hi", "logit_bias": {"12": -101}})", 400,
+       "'logit_bias[\"12\"]' must be a number from -100 to 100, got -101"},
+      {R"({"prompt": "hi", "min_p": 2})", 400, "min_p 2"},
+      {R"({"prompt": "hi", "min_tokens": -1})", 400, "'min_tokens' must be an integer from 0"},
+      {R"({"prompt": "hi", "no_repeat_ngram_size": 1.5})", 400, "'no_repeat_ngram_size' must be"},
       {R"({"prompt": "hi", "stream_options": {"include_usage": true}})", 400,
        "only allowed with \"stream\": true"},
       {R"({"prompt": [[1, 2], "x", 3]})", 400, "'prompt' must be"},

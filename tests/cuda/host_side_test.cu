@@ -96,14 +96,17 @@ BOOST_AUTO_TEST_CASE(decode_graph_buckets) {
   BOOST_TEST(graphs.padded_batch(3) == 3);
 }
 
-BOOST_AUTO_TEST_CASE(sampling_parameters_carry_each_rows_history_only_when_penalised) {
-  const std::vector<std::int32_t> a = {5, 6, 7}, b = {8, 9};
+BOOST_AUTO_TEST_CASE(sampling_parameters_carry_distinct_history_only_when_penalised_and_biases) {
+  const std::vector<std::int32_t> a = {7, 5, 6, 5}, b = {8, 9};
+  const std::vector<ops::TokenBias> biases = {{3, 1.0f, 0.0f}, {4, 0.0f, 0.5f}};
   std::vector<ops::SamplingRow> rows(3);
-  rows[0] = {0.7f, 40, 0.9f, 1.2f, 11, 3, a};
-  rows[1] = {0.0f, 0, 1.0f, 1.0f, 12, 4, b};  // no penalty: its history is not sent
-  rows[2] = {1.0f, 0, 1.0f, 1.5f, 13, 5, b};
+  rows[0] = {0.7f, 40, 0.9f, 1.2f, 11, 3, a, 0.1f, {}};
+  rows[1] = {0.0f, 0, 1.0f, 1.0f, 12, 4, b, 0.0f, biases};  // no penalty: its history is not sent
+  rows[2] = {1.0f, 0, 1.0f, 1.5f, 13, 5, b, 0.0f, biases};
   std::vector<std::int32_t> history;
-  const auto params = ops::cuda_kernels::sample_params(rows, history);
+  std::vector<ops::TokenBias> all_biases;
+  const auto params = ops::cuda_kernels::sample_params(rows, history, all_biases);
+  // Each row's history tokens once (the kernel writes each once), sorted.
   BOOST_TEST(history == (std::vector<std::int32_t>{5, 6, 7, 8, 9}),
              boost::test_tools::per_element());
   BOOST_REQUIRE(params.size() == 3u);
@@ -112,7 +115,14 @@ BOOST_AUTO_TEST_CASE(sampling_parameters_carry_each_rows_history_only_when_penal
   BOOST_TEST(params[1].history_begin == params[1].history_end);
   BOOST_TEST(params[2].history_begin == 3);
   BOOST_TEST(params[2].history_end == 5);
+  BOOST_TEST(all_biases.size() == 4u);
+  BOOST_TEST(params[0].biases_begin == params[0].biases_end);
+  BOOST_TEST(params[1].biases_begin == 0);
+  BOOST_TEST(params[1].biases_end == 2);
+  BOOST_TEST(params[2].biases_begin == 2);
+  BOOST_TEST(params[2].biases_end == 4);
   BOOST_TEST(params[0].top_k == 40);
+  BOOST_TEST(params[0].min_p == 0.1f);
   BOOST_TEST(params[0].uniform == uniform_float(11, 3));  // the CPU's draw
   BOOST_TEST(params[2].uniform == uniform_float(13, 5));
 }

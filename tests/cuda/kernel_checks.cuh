@@ -342,6 +342,11 @@ void check_sampling(std::mt19937& rng) {
   const std::int64_t M = 33, V = 1000;
   const auto logits = random_values<T>(M * V, rng, 3.0f);
   const std::vector<std::int32_t> history = {1, 5, 5, 999, 42};
+  // A logit bias, a ban, a bias and penalties on a repeated token, and a penalty alone.
+  const std::vector<ops::TokenBias> biases = {
+      {7, 2.0f, 0.5f}, {42, -INFINITY, 0.0f}, {5, 1.5f, 0.3f}, {998, 0.0f, -1.0f}};
+  std::vector<ops::TokenBias> banned(static_cast<std::size_t>(V));
+  for (std::int64_t t = 0; t < V; ++t) banned[std::size_t(t)] = {std::int32_t(t), -INFINITY, 0.0f};
   std::vector<ops::SamplingRow> rows(M);
   for (std::int64_t i = 0; i < M; ++i) {
     ops::SamplingRow& r = rows[i];
@@ -352,7 +357,11 @@ void check_sampling(std::mt19937& rng) {
     r.seed = 1234 + std::uint64_t(i);
     r.draw = std::uint64_t(i * 3);
     r.history = history;
+    r.min_p = i % 6 == 2 ? 0.02f * float(i) : 0.0f;
+    if (i % 2 == 0) r.biases = biases;
   }
+  rows[M - 2].biases = banned;  // every token banned (a sampled row and a greedy one): token 0
+  rows[M - 1].biases = banned;
   std::vector<std::int32_t> want(M), got(M, -1);
   ops::Sample<cpu>::run({logits.data(), M, V}, rows, want);
   const auto d_logits = to_device<T>(logits);
@@ -361,6 +370,8 @@ void check_sampling(std::mt19937& rng) {
   // T values); they differ only in the order of a double-precision sum, so any disagreement is a
   // bug, not rounding, unless a draw falls within ~1e-15 of a boundary.
   BOOST_TEST(got == want, boost::test_tools::per_element());
+  BOOST_TEST(want[std::size_t(M - 2)] == 0);
+  BOOST_TEST(want[std::size_t(M - 1)] == 0);
 
   // A batch that only decodes greedily (no sort, no CUB temporary storage) over GPT-2's vocabulary,
   // one row with a penalty.
@@ -369,6 +380,7 @@ void check_sampling(std::mt19937& rng) {
   std::vector<ops::SamplingRow> greedy(greedy_rows);
   greedy[1].repetition_penalty = 1.3f;
   greedy[1].history = history;
+  greedy[2].biases = biases;
   std::vector<std::int32_t> greedy_want(greedy_rows), greedy_got(greedy_rows, -1);
   ops::Sample<cpu>::run({greedy_logits.data(), greedy_rows, vocab}, greedy, greedy_want);
   const auto d_greedy_logits = to_device<T>(greedy_logits);

@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,7 @@ std::vector<float> model_logits() {
 // The distribution transformers samples from: softmax(logits / T), restricted to the top k, then to
 // the smallest set of most likely tokens whose probability reaches top_p, renormalised.
 std::vector<double> expected_distribution(const std::vector<float>& logits, float temperature,
-                                          int top_k, float top_p) {
+                                          int top_k, float top_p, float min_p = 0.0f) {
   const std::size_t V = logits.size();
   std::vector<std::size_t> order(V);
   std::iota(order.begin(), order.end(), 0);
@@ -53,6 +54,9 @@ std::vector<double> expected_distribution(const std::vector<float>& logits, floa
     }
   }
   for (std::size_t j = kept; j < V; ++j) p[order[j]] = 0;
+  // min-p (transformers applies it last): tokens less than min_p times as likely as the first.
+  for (std::size_t j = 1; j < kept; ++j)
+    if (p[order[j]] < min_p * p[order[0]]) p[order[j]] = 0;
   const double kept_total = std::accumulate(p.begin(), p.end(), 0.0);
   for (double& x : p) x /= kept_total;
   return p;
@@ -93,13 +97,16 @@ double chi_square_critical(int df) {
   return df * std::pow(1 - a + z * std::sqrt(a), 3);
 }
 
-void check_sampler(float temperature, int top_k, float top_p) {
+void check_sampler(float temperature, int top_k, float top_p, float min_p = 0.0f,
+                   std::span<const ops::TokenBias> biases = {}) {
   const auto logits = model_logits();
-  const auto p = expected_distribution(logits, temperature, top_k, top_p);
+  auto adjusted = logits;
+  for (const ops::TokenBias& b : biases) adjusted[std::size_t(b.token)] += b.bias - b.penalty;
+  const auto p = expected_distribution(adjusted, temperature, top_k, top_p, min_p);
   const int n = 40000;
   std::vector<int> counts(logits.size(), 0);
   std::vector<ops::SamplingRow> rows(1);
-  rows[0] = {temperature, top_k, top_p, 1.0f, 1234, 0, {}};
+  rows[0] = {temperature, top_k, top_p, 1.0f, 1234, 0, {}, min_p, biases};
   std::int32_t id = -1;
   const MatrixView<const float> view{logits.data(), 1, std::int64_t(logits.size())};
   for (int i = 0; i < n; ++i) {
@@ -109,7 +116,8 @@ void check_sampler(float temperature, int top_k, float top_p) {
   }
   const auto [stat, df] = chi_square(counts, p, n);
   BOOST_TEST_MESSAGE("T=" << temperature << " top_k=" << top_k << " top_p=" << top_p
-                          << ": chi-square " << stat << " with " << df << " degrees of freedom");
+                          << " min_p=" << min_p << ": chi-square " << stat << " with " << df
+                          << " degrees of freedom");
   BOOST_TEST(df > 0);
   BOOST_TEST(stat < chi_square_critical(df), "chi-square " << stat << ", df " << df);
 }
@@ -129,13 +137,30 @@ BOOST_AUTO_TEST_CASE(top_k_and_top_p_together) {
   check_sampler(1.1f, 30, 0.9f);
 }
 
+BOOST_AUTO_TEST_CASE(min_p_sampling_keeps_the_tokens_near_the_most_likely) {
+  check_sampler(1.0f, 0, 1.0f, 0.05f);
+}
+BOOST_AUTO_TEST_CASE(min_p_after_top_k_and_top_p) {
+  check_sampler(1.4f, 40, 0.95f, 0.1f);
+}
+BOOST_AUTO_TEST_CASE(biases_bans_and_penalties_move_the_distribution) {
+  // The most likely token banned, one raised, one penalised.
+  const auto logits = model_logits();
+  const auto top = std::int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  const std::int32_t V = std::int32_t(logits.size());
+  const std::vector<ops::TokenBias> biases = {
+      {top, -INFINITY, 0.0f}, {(top + 1) % V, 1.5f, 0.0f}, {(top + 2) % V, 0.0f, 0.7f}};
+  check_sampler(1.0f, 0, 1.0f, 0.0f, biases);
+  check_sampler(0.7f, 20, 0.9f, 0.02f, biases);
+}
+
 BOOST_AUTO_TEST_CASE(a_wrong_distribution_is_detected) {
   // The test's power: samples at T = 1.3 judged against T = 1.0 must fail the bound.
   const auto logits = model_logits();
   const auto p = expected_distribution(logits, 1.0f, 0, 1.0f);
   const int n = 40000;
   std::vector<int> counts(logits.size(), 0);
-  std::vector<ops::SamplingRow> rows = {{1.3f, 0, 1.0f, 1.0f, 99, 0, {}}};
+  std::vector<ops::SamplingRow> rows = {{1.3f, 0, 1.0f, 1.0f, 99, 0, {}, 0.0f, {}}};
   std::int32_t id = -1;
   for (int i = 0; i < n; ++i) {
     rows[0].draw = std::uint64_t(i);
@@ -151,7 +176,7 @@ BOOST_AUTO_TEST_CASE(repetition_penalty_is_transformers_rule) {
   // each token once however often it occurs. Greedy then picks from the penalised scores.
   const std::vector<float> logits = {2.0f, 1.9f, -0.5f, -0.6f};
   const std::vector<std::int32_t> history = {0, 0, 3};
-  std::vector<ops::SamplingRow> rows = {{0.0f, 0, 1.0f, 2.0f, 0, 0, history}};
+  std::vector<ops::SamplingRow> rows = {{0.0f, 0, 1.0f, 2.0f, 0, 0, history, 0.0f, {}}};
   std::int32_t id = -1;
   ops::Sample<cpu>::run({logits.data(), 1, 4}, rows, {&id, 1});
   BOOST_TEST(id == 1);                 // token 0 fell to 1.0
@@ -160,7 +185,7 @@ BOOST_AUTO_TEST_CASE(repetition_penalty_is_transformers_rule) {
   BOOST_TEST(id == 0);
   // A penalty on a negative score pushes it further down: token 3 stays below token 2.
   const std::vector<float> negative = {-3.0f, -3.0f, -0.5f, -0.45f};
-  rows[0] = {0.0f, 0, 1.0f, 1.2f, 0, 0, history};
+  rows[0] = {0.0f, 0, 1.0f, 1.2f, 0, 0, history, 0.0f, {}};
   ops::Sample<cpu>::run({negative.data(), 1, 4}, rows, {&id, 1});
   BOOST_TEST(id == 2);  // -0.45 * 1.2 = -0.54 < -0.5
 }
@@ -235,6 +260,11 @@ BOOST_AUTO_TEST_CASE(mismatched_sizes_and_foreign_history_tokens_are_refused) {
                         says("history token 4 of row 1 is outside the vocabulary"));
   BOOST_TEST(ids == (std::vector<std::int32_t>{-1, -1}), boost::test_tools::per_element());
   rows[1].repetition_penalty = 1.0f;  // no penalty: the history is not read
+  const std::vector<ops::TokenBias> biases = {{2, 1.0f, 0.0f}, {4, 1.0f, 0.0f}};
+  rows[0].biases = biases;
+  BOOST_CHECK_EXCEPTION(ops::Sample<cpu>::run({logits.data(), 2, 4}, rows, ids), InputError,
+                        says("biased token 4 of row 0 is outside the vocabulary"));
+  rows[0].biases = {};
   ops::Sample<cpu>::run({logits.data(), 2, 4}, rows, ids);
   BOOST_TEST(ids == (std::vector<std::int32_t>{0, 0}), boost::test_tools::per_element());
 }

@@ -3,6 +3,7 @@
 // events. GPT-2 has no chat template, so the chat API is not offered.
 #pragma once
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -173,14 +175,36 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
                      "model", "not_found_error");
   if (const json* s = field("suffix"); s && !(s->is_string() && s->get<std::string>().empty()))
     throw unsupported("suffix", "GPT-2 generates left to right only");
-  if (const json* b = field("logit_bias"); b && !(b->is_object() && b->empty()))
-    throw unsupported("logit_bias", "give no bias");
-  for (const char* key : {"presence_penalty", "frequency_penalty"})
-    if (number(key, 0) != 0)
-      throw unsupported(key, "use 'repetition_penalty' (transformers' multiplicative penalty)");
 
   CompletionRequest c;
   GenerationParams params;
+  // OpenAI's ranges.
+  for (const auto& [key, value] : {std::pair{"presence_penalty", &params.presence_penalty},
+                                   std::pair{"frequency_penalty", &params.frequency_penalty}}) {
+    *value = number(key, 0.0f);
+    if (!(*value >= -2.0f && *value <= 2.0f)) throw bad(key, "a number from -2 to 2", *field(key));
+  }
+  if (const json* b = field("logit_bias")) {
+    if (!b->is_object()) throw bad("logit_bias", "an object of token ids to numbers", *b);
+    for (const auto& [key, value] : b->items()) {
+      const std::string at = "logit_bias[\"" + key + "\"]";
+      std::int64_t id = -1;
+      const auto [end, error] = std::from_chars(key.data(), key.data() + key.size(), id);
+      if (error != std::errc() || end != key.data() + key.size() || id < 0 ||
+          id >= std::int64_t(tokenizer.vocab_size()))
+        throw ApiError(400,
+                       "'logit_bias' key " + detail::json_excerpt(json(key)) +
+                           " is not a token id of the vocabulary (0 to " +
+                           std::to_string(tokenizer.vocab_size() - 1) + ")",
+                       "logit_bias");
+      if (!value.is_number() || !(std::abs(value.get<double>()) <= 100))
+        throw ApiError(
+            400,
+            "'" + at + "' must be a number from -100 to 100, got " + detail::json_excerpt(value),
+            "logit_bias");
+      params.logit_bias[std::int32_t(id)] = float(value.get<double>());
+    }
+  }
   c.n = std::size_t(integer("n", 1, 1, 128));
   if (const std::int64_t best_of = integer("best_of", std::int64_t(c.n), 1, 128);
       best_of != std::int64_t(c.n))
@@ -205,8 +229,9 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
     }
   }
 
-  // OpenAI's defaults: 16 tokens, sampling at temperature 1; top_k (0 or -1: off),
-  // repetition_penalty and ignore_eos are the extensions vLLM also takes.
+  // OpenAI's defaults: 16 tokens, sampling at temperature 1; top_k (0 or -1: off), min_p,
+  // repetition_penalty, ignore_eos and min_tokens are the extensions vLLM also takes, and
+  // no_repeat_ngram_size is transformers'.
   params.max_length = std::numeric_limits<std::int64_t>::max();
   // Absent: 16; null: as many as the context leaves (field() reads both as absent).
   if (const auto max_tokens = body.find("max_tokens");
@@ -217,8 +242,12 @@ inline CompletionRequest parse_completion_request(const nlohmann::json& body,
   params.top_p = number("top_p", 1.0f);
   params.top_k = std::int32_t(
       std::max<std::int64_t>(integer("top_k", 0, -1, std::numeric_limits<std::int32_t>::max()), 0));
+  params.min_p = number("min_p", 0.0f);
   params.repetition_penalty = number("repetition_penalty", 1.0f);
   params.stop_at_eos = !boolean("ignore_eos");
+  params.min_new_tokens = integer("min_tokens", 0, 0, std::numeric_limits<std::int32_t>::max());
+  params.no_repeat_ngram_size =
+      std::int32_t(integer("no_repeat_ngram_size", 0, 0, std::numeric_limits<std::int32_t>::max()));
   // Not an optional: GCC 12 for AArch64 warns that the optional's value may be used uninitialized.
   const bool seeded = field("seed") != nullptr;
   const std::int64_t seed = integer("seed", 0, 0, std::numeric_limits<std::int64_t>::max());

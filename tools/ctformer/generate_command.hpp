@@ -1,8 +1,10 @@
 // `ctformer generate`: text generation from a model directory, streamed or as JSON.
 #pragma once
 
+#include <charconv>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,8 +20,11 @@ namespace ctformer::cli {
 
 inline constexpr const char* kGenerateUsage =
     "usage: ctformer generate --model DIR|NAME [--prompt TEXT | --file F] [--max-new-tokens N]\n"
-    "                         [--max-length N] [--temperature T] [--top-k K] [--top-p P]\n"
-    "                         [--repetition-penalty R] [--seed S] [--stop TEXT]...\n"
+    "                         [--max-length N] [--min-new-tokens N] [--temperature T]\n"
+    "                         [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]\n"
+    "                         [--presence-penalty X] [--frequency-penalty X]\n"
+    "                         [--no-repeat-ngram-size N] [--logit-bias ID=BIAS]...\n"
+    "                         [--seed S] [--stop TEXT]...\n"
     "                         [--batch-size N] [--dtype fp32|fp16|bf16] [--device cpu|cuda]\n"
     "                         [--json]\n"
     "\n"
@@ -32,9 +37,14 @@ inline constexpr const char* kGenerateUsage =
     "max_length 20, for gpt2).\n"
     "  --max-new-tokens N   tokens to generate per prompt\n"
     "  --max-length N       prompt + generated tokens, as transformers' max_length\n"
+    "  --min-new-tokens N   no end-of-text before N tokens are generated\n"
     "  --temperature T      sample with temperature T (0: greedy)\n"
     "  --top-k K, --top-p P keep the K most likely tokens / the most likely mass P when sampling\n"
+    "  --min-p P            keep the tokens at least P times as likely as the most likely\n"
     "  --repetition-penalty R   transformers' repetition penalty (1: none)\n"
+    "  --presence-penalty X, --frequency-penalty X   OpenAI's penalties on generated tokens\n"
+    "  --no-repeat-ngram-size N   never repeat an N-gram of the text, as transformers\n"
+    "  --logit-bias ID=BIAS add BIAS to token ID's logit (-inf bans it; repeatable)\n"
     "  --seed S             the random seed of every prompt (reproducible samples)\n"
     "  --stop TEXT          stop when the text contains TEXT (repeatable; kept in the text)\n"
     "  --batch-size N       sequences decoded together (default 64)\n"
@@ -54,6 +64,28 @@ inline int generate_main(int argc, char** argv) {
   const auto top_k = args.number<std::int32_t>("--top-k");
   const auto top_p = args.number<float>("--top-p");
   const auto repetition_penalty = args.number<float>("--repetition-penalty");
+  const auto min_new_tokens = args.number<std::int64_t>("--min-new-tokens");
+  const auto min_p = args.number<float>("--min-p");
+  const auto presence_penalty = args.number<float>("--presence-penalty");
+  const auto frequency_penalty = args.number<float>("--frequency-penalty");
+  const auto no_repeat_ngram_size = args.number<std::int32_t>("--no-repeat-ngram-size");
+  std::map<std::int32_t, float> logit_bias;
+  while (auto bias = args.value("--logit-bias")) {
+    // ID=BIAS; from_chars reads "-inf" as -infinity.
+    const char* first = bias->data();
+    const char* last = first + bias->size();
+    std::int32_t id = -1;
+    float value = 0;
+    const auto [equals, id_error] = std::from_chars(first, last, id);
+    const auto [end, value_error] =
+        equals < last && *equals == '='
+            ? std::from_chars(equals + 1, last, value)
+            : std::from_chars_result{equals, std::errc::invalid_argument};
+    if (id_error != std::errc() || value_error != std::errc() || end != last)
+      args.fail("--logit-bias takes ID=BIAS (a token id and a number, -inf to ban), got '" + *bias +
+                "'");
+    logit_bias[id] = value;
+  }
   const auto seed = args.number<std::uint64_t>("--seed");
   std::vector<std::string> stops;
   while (auto stop = args.value("--stop")) stops.push_back(*stop);
@@ -84,6 +116,12 @@ inline int generate_main(int argc, char** argv) {
   if (top_k) params.top_k = *top_k;
   if (top_p) params.top_p = *top_p;
   if (repetition_penalty) params.repetition_penalty = *repetition_penalty;
+  if (min_new_tokens) params.min_new_tokens = *min_new_tokens;
+  if (min_p) params.min_p = *min_p;
+  if (presence_penalty) params.presence_penalty = *presence_penalty;
+  if (frequency_penalty) params.frequency_penalty = *frequency_penalty;
+  if (no_repeat_ngram_size) params.no_repeat_ngram_size = *no_repeat_ngram_size;
+  params.logit_bias.insert(logit_bias.begin(), logit_bias.end());
   params.seed = seed;
   params.stop_strings = stops;
   params.validate();

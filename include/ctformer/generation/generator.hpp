@@ -20,6 +20,7 @@
 
 #include "ctformer/core/error.hpp"
 #include "ctformer/generation/generation_params.hpp"
+#include "ctformer/generation/token_biases.hpp"
 #include "ctformer/models/gpt2.hpp"
 #include "ctformer/ops/log_probs.hpp"
 #include "ctformer/ops/sampling.hpp"
@@ -128,6 +129,11 @@ class Generator {
                          ")");
     if (!request.params.stop_strings.empty() && !tokenizer_)
       throw InputError("stop strings need a tokenizer to decode the generated text");
+    for (const auto& [token, bias] : request.params.logit_bias)
+      if (token >= c.vocab_size)
+        throw InputError("generation parameter logit_bias names token " + std::to_string(token) +
+                         ", outside the vocabulary (vocab_size " + std::to_string(c.vocab_size) +
+                         ")");
     for (const auto& [name, count] : {std::pair{"logprobs", request.params.logprobs},
                                       std::pair{"prompt_logprobs", request.params.prompt_logprobs}})
       if (count && *count > c.vocab_size)
@@ -370,6 +376,7 @@ class Generator {
         if (running_[i].scores_prompt() == scoring) order_.push_back(i);
     steps_.clear();
     rows_.clear();
+    if (biases_.size() < order_.size()) biases_.resize(order_.size());
     std::size_t sampled_together = 0;
     for (const std::size_t i : order_) {
       Live& s = running_[i];
@@ -378,8 +385,10 @@ class Generator {
                         scoring ? LogitsFor::every_token : LogitsFor::last_token});
       sampled_together += !scoring;
       const GenerationParams& p = s.request.params;
+      std::vector<ops::TokenBias>& biases = biases_[rows_.size()];
+      token_biases(p, s.tokens, s.prompt_length, eos_, biases);
       rows_.push_back({p.greedy() ? 0.0f : p.temperature, p.top_k, p.top_p, p.repetition_penalty,
-                       s.seed, std::uint64_t(s.generated()), s.tokens});
+                       s.seed, std::uint64_t(s.generated()), s.tokens, p.min_p, biases});
     }
     using Backend = typename Model::backend;
     using A = typename Model::A;
@@ -534,6 +543,7 @@ class Generator {
   std::vector<std::size_t> order_;
   std::vector<SequenceStep> steps_;
   std::vector<ops::SamplingRow> rows_;
+  std::vector<std::vector<ops::TokenBias>> biases_;  // rows_[j].biases
   std::vector<std::int32_t> next_;
   std::vector<std::int64_t> last_rows_;  // each step's row of logits to sample
   std::vector<ops::LogprobQuery> queries_;

@@ -1,6 +1,7 @@
-// Choosing the next token of each sequence from its logits: repetition penalty, then temperature,
-// top-k and top-p, in the order Hugging Face transformers applies its logits processors; greedy
-// (argmax after the penalty) when the temperature is 0.
+// Choosing the next token of each sequence from its logits: token biases, the repetition penalty
+// and the presence/frequency penalties, then temperature, top-k, top-p and min-p, in the order
+// Hugging Face transformers and vLLM apply them; greedy (argmax of the adjusted scores) when the
+// temperature is 0. A row whose every token is banned gets token 0, as torch's argmax gives it.
 #pragma once
 
 #include <algorithm>
@@ -20,6 +21,15 @@
 
 namespace ctformer::ops {
 
+// Additive changes to one token's score: `bias` before the repetition penalty (a request's logit
+// bias; -infinity bans the token), `penalty` subtracted after it (the presence and frequency
+// penalties), the order vLLM applies them in.
+struct TokenBias {
+  std::int32_t token = 0;
+  float bias = 0.0f;
+  float penalty = 0.0f;
+};
+
 // How one row of logits is turned into a token.
 struct SamplingRow {
   float temperature = 0.0f;               // 0: greedy
@@ -29,24 +39,39 @@ struct SamplingRow {
   std::uint64_t seed = 0;                 // the request's random stream ...
   std::uint64_t draw = 0;                 // ... and which draw of it this is (its token index)
   std::span<const std::int32_t> history;  // prompt and generated tokens, for the penalty
+  float min_p = 0.0f;  // keep tokens at least min_p times as likely as the most likely one
+  std::span<const TokenBias> biases;  // each token at most once
+
+  bool adjusts_scores() const { return repetition_penalty != 1.0f || !biases.empty(); }
 };
 
-// Throws InputError unless there is one SamplingRow and one id per row of logits and every
-// history token that a penalty reads is in the vocabulary.
+// Throws InputError unless there is one SamplingRow and one id per row of logits, and every
+// history token that a penalty reads and every biased token is in the vocabulary.
 inline void check_sampling_inputs(std::int64_t M, std::int64_t V, std::span<const SamplingRow> rows,
                                   std::size_t ids) {
   if (rows.size() != std::size_t(M) || ids != std::size_t(M))
     throw InputError("Sample: " + std::to_string(rows.size()) + " sampling rows and " +
                      std::to_string(ids) + " ids for " + std::to_string(M) +
                      " rows of logits (expected one of each per row)");
+  auto check = [&](const char* what, std::int32_t t, std::size_t i) {
+    if (t < 0 || t >= V)
+      throw InputError(std::string("Sample: ") + what + " " + std::to_string(t) + " of row " +
+                       std::to_string(i) + " is outside the vocabulary (expected 0 <= id < " +
+                       std::to_string(V) + ")");
+  };
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (rows[i].repetition_penalty == 1.0f) continue;
-    for (const std::int32_t t : rows[i].history)
-      if (t < 0 || t >= V)
-        throw InputError("Sample: history token " + std::to_string(t) + " of row " +
-                         std::to_string(i) + " is outside the vocabulary (expected 0 <= id < " +
-                         std::to_string(V) + ")");
+    if (rows[i].repetition_penalty != 1.0f)
+      for (const std::int32_t t : rows[i].history) check("history token", t, i);
+    for (const TokenBias& b : rows[i].biases) check("biased token", b.token, i);
   }
+}
+
+// The tokens of `history`, each once, sorted: the repetition penalty applies once per token however
+// often it occurred (transformers gathers, then scatters).
+inline void distinct_tokens(std::span<const std::int32_t> history, std::vector<std::int32_t>& out) {
+  out.assign(history.begin(), history.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
 }
 
 template <class Backend>
@@ -64,20 +89,22 @@ struct Sample<cpu> {
     for (std::int64_t i = 0; i < logits.rows; ++i) {
       const SamplingRow& r = rows[std::size_t(i)];
       const float* row = logits.row(i);
-      if (r.temperature <= 0.0f && r.repetition_penalty == 1.0f) {  // plain greedy: no copy
+      if (r.temperature <= 0.0f && !r.adjusts_scores()) {  // plain greedy: no copy
         ids[std::size_t(i)] = std::int32_t(argmax_row(row, logits.cols));
         continue;
       }
       thread_local std::vector<float> scores;
-      thread_local std::vector<std::int32_t> order;
+      thread_local std::vector<std::int32_t> order, repeated;
       scores.assign(row, row + logits.cols);
-      if (r.repetition_penalty != 1.0f)
-        for (const std::int32_t t : r.history) {
-          // Each token once, however often it occurred (transformers gathers, then scatters).
+      for (const TokenBias& b : r.biases) scores[std::size_t(b.token)] += b.bias;
+      if (r.repetition_penalty != 1.0f) {
+        distinct_tokens(r.history, repeated);
+        for (const std::int32_t t : repeated) {
           float& s = scores[std::size_t(t)];
-          const float original = logits.row(i)[t];
-          s = original > 0 ? original / r.repetition_penalty : original * r.repetition_penalty;
+          s = s > 0 ? s / r.repetition_penalty : s * r.repetition_penalty;
         }
+      }
+      for (const TokenBias& b : r.biases) scores[std::size_t(b.token)] -= b.penalty;
       ids[std::size_t(i)] = r.temperature <= 0.0f
                                 ? std::int32_t(argmax_row(scores.data(), logits.cols))
                                 : draw(scores, r, order);
@@ -102,6 +129,7 @@ struct Sample<cpu> {
 
     // Softmax over the top-k candidates (in double: the tail matters for top-p's cut).
     const double max_score = scores[std::size_t(order[0])];
+    if (max_score == -INFINITY) return order[0];  // every token banned
     std::vector<double> p(order.size());
     double total = 0;
     for (std::size_t j = 0; j < order.size(); ++j)
@@ -118,6 +146,8 @@ struct Sample<cpu> {
         }
       }
     }
+    // min-p: of those, the tokens at least min_p times as likely as the first (p[0] = 1).
+    while (kept > 1 && p[kept - 1] < double(r.min_p)) --kept;
     double kept_total = 0;
     for (std::size_t j = 0; j < kept; ++j) kept_total += p[j];
     const double u = double(uniform_float(r.seed, r.draw)) * kept_total;
