@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks `ctformer serve` with OpenAI's own Python client (pip install openai): a completion, the
-same completion streamed, log-probabilities (of the prompt too, with echo), the model list, and
-the errors the client maps to its exception types.
+same completion streamed, log-probabilities (of the prompt too, with echo), logit_bias and the
+penalties, the model list, and the errors the client maps to its exception types.
 
     build/tools/ctformer/ctformer serve --model gpt2 --port 8000 --api-key KEY &
     python3 tools/openai_client_check.py --url http://127.0.0.1:8000/v1 --api-key KEY
@@ -49,6 +49,20 @@ def main():
     assert "".join(lp.tokens) == scored.choices[0].text
     assert scored.choices[0].text.startswith("My example 0")
 
+    # logit_bias and the penalties as the client sends them (vLLM's extensions in extra_body):
+    # +100 on " the" (262) makes every token " the"; no_repeat_ngram_size 2 then allows it twice.
+    the = client.completions.create(model=model, prompt="My example 0", max_tokens=4,
+                                    temperature=0, logit_bias={"262": 100})
+    print("logit_bias:", repr(the.choices[0].text))
+    assert the.choices[0].text == " the" * 4
+    once = client.completions.create(model=model, prompt="My example 0", max_tokens=4,
+                                     temperature=0, logit_bias={"262": 100}, presence_penalty=1.0,
+                                     frequency_penalty=0.5,
+                                     extra_body={"no_repeat_ngram_size": 2, "min_tokens": 4,
+                                                 "min_p": 0.05})
+    print("penalties: ", repr(once.choices[0].text))
+    assert once.choices[0].text.startswith(" the the") and once.choices[0].text != " the" * 4
+
     def refused(error_type, **request):
         try:
             client.completions.create(model=model, prompt="x", **request)
@@ -58,6 +72,8 @@ def main():
         raise AssertionError(f"{request} was not refused with {error_type.__name__}")
 
     refused(openai.BadRequestError, logprobs=21)
+    refused(openai.BadRequestError, logit_bias={"1": 101})
+    refused(openai.BadRequestError, presence_penalty=2.5)
     refused(openai.NotFoundError, extra_body={"model": "no-such-model"})
     try:
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])

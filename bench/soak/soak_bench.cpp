@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -126,6 +127,9 @@ struct Track {
   bool cancel_asked = false;  // cancel() called before its finished event was seen
   bool has_callback = false;
   bool result_seen = false;
+  std::vector<std::int32_t> banned;  // never generated, unless every token is banned
+  bool all_banned = false;
+  std::int64_t min_new_tokens = 0;  // no end-of-text before
 };
 
 class Soak {
@@ -272,6 +276,22 @@ class Soak {
     p.top_k = chance(0.3) ? 0 : static_cast<std::int32_t>(uniform(1, 100));
     p.top_p = chance(0.3) ? 1.0f : static_cast<float>(real(0.05, 1.0));
     p.repetition_penalty = chance(0.5) ? 1.0f : static_cast<float>(real(0.5, 2.0));
+    if (chance(0.2)) p.min_p = static_cast<float>(real(0.0, 0.5));
+    if (chance(0.2)) p.presence_penalty = static_cast<float>(real(-2.0, 2.0));
+    if (chance(0.2)) p.frequency_penalty = static_cast<float>(real(-2.0, 2.0));
+    if (chance(0.2)) p.no_repeat_ngram_size = static_cast<std::int32_t>(uniform(1, 4));
+    if (chance(0.1)) p.min_new_tokens = uniform(0, 64);
+    // A few biased tokens, some banned; now and then every token banned.
+    const bool ban_all = chance(0.02);
+    for (std::int64_t i = 0, n = ban_all ? c.vocab_size : chance(0.2) ? uniform(1, 8) : 0; i < n;
+         ++i)
+      p.logit_bias[static_cast<std::int32_t>(ban_all ? i : uniform(0, c.vocab_size - 1))] =
+          ban_all || chance(0.3) ? -INFINITY : static_cast<float>(real(-100.0, 100.0));
+    t.banned.clear();
+    for (const auto& [token, bias] : p.logit_bias)
+      if (bias == -INFINITY) t.banned.push_back(token);
+    t.all_banned = ban_all;
+    t.min_new_tokens = p.stop_at_eos ? p.min_new_tokens : 0;
     if (chance(0.8)) p.seed = static_cast<std::uint64_t>(uniform(0, 1 << 30));
     p.stop_at_eos = chance(0.5);
     if (chance(0.7)) p.max_new_tokens = uniform(0, 64);
@@ -395,6 +415,16 @@ class Soak {
         fail(name + ": the result's prompt has another length");
       if (static_cast<std::int32_t>(r.tokens.size()) > t.budget)
         fail(name + " generated more tokens than max_new_tokens/max_length allow");
+      for (std::size_t i = 0; i < r.tokens.size(); ++i) {
+        const std::int32_t token = r.tokens[i];
+        if (t.all_banned ? token != 0
+                         : std::find(t.banned.begin(), t.banned.end(), token) != t.banned.end())
+          fail(name + " generated token " + std::to_string(token) + ", which it banned");
+        if (std::int64_t(i) < t.min_new_tokens && token == model_.config().eos_token_id &&
+            !t.all_banned)
+          fail(name + " generated end-of-text at " + std::to_string(i) + ", before min_new_tokens " +
+               std::to_string(t.min_new_tokens));
+      }
       if (t.has_callback && t.callback_events != t.step_events)
         fail(name + ": its callback saw " + std::to_string(t.callback_events) + " events, step() " +
              std::to_string(t.step_events));

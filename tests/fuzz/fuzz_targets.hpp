@@ -298,6 +298,11 @@ inline void completion_request(std::span<const std::uint8_t> in) {
     check(std::isfinite(r.params.temperature) && std::isfinite(r.params.top_p) &&
               std::isfinite(r.params.repetition_penalty),
           "accepted a parameter beyond float's range");
+    check(std::abs(r.params.presence_penalty) <= 2 && std::abs(r.params.frequency_penalty) <= 2,
+          "accepted a penalty outside OpenAI's -2 to 2");
+    for (const auto& [token, bias] : r.params.logit_bias)
+      check(token >= 0 && std::size_t(token) < tok.vocab_size() && std::abs(bias) <= 100,
+            "accepted logit_bias " + std::to_string(token) + ": " + std::to_string(bias));
     r.params.validate();  // InputError here is a finding: it would have been a 500
     check(r.params.stop_strings == c.stop_strings, "a choice with other stop strings");
     check(r.prompt.empty() || r.text.empty(), "a choice with both text and ids");
