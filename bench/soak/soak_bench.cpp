@@ -283,15 +283,16 @@ class Soak {
     if (chance(0.1)) p.min_new_tokens = uniform(0, 64);
     // A few biased tokens, some banned; now and then every token banned.
     const bool ban_all = chance(0.02);
-    for (std::int64_t i = 0, n = ban_all ? c.vocab_size : chance(0.2) ? uniform(1, 8) : 0; i < n;
-         ++i)
+    for (std::int64_t i = 0, n = ban_all       ? c.vocab_size
+                                 : chance(0.2) ? uniform(1, 8)
+                                               : 0;
+         i < n; ++i)
       p.logit_bias[static_cast<std::int32_t>(ban_all ? i : uniform(0, c.vocab_size - 1))] =
           ban_all || chance(0.3) ? -INFINITY : static_cast<float>(real(-100.0, 100.0));
     t.banned.clear();
     for (const auto& [token, bias] : p.logit_bias)
       if (bias == -INFINITY) t.banned.push_back(token);
     t.all_banned = ban_all;
-    t.min_new_tokens = p.stop_at_eos ? p.min_new_tokens : 0;
     if (chance(0.8)) p.seed = static_cast<std::uint64_t>(uniform(0, 1 << 30));
     p.stop_at_eos = chance(0.5);
     if (chance(0.7)) p.max_new_tokens = uniform(0, 64);
@@ -299,6 +300,7 @@ class Soak {
     t.prompt_length = static_cast<std::int32_t>(length);
     t.budget = static_cast<std::int32_t>(p.token_budget(length, c.n_positions));
     t.stop_at_eos = p.stop_at_eos;
+    t.min_new_tokens = p.stop_at_eos ? p.min_new_tokens : 0;
     if (chance(0.1)) {
       t.has_callback = true;
       ++callbacks_;
@@ -422,9 +424,10 @@ class Soak {
           fail(name + " generated token " + std::to_string(token) + ", which it banned");
         if (std::int64_t(i) < t.min_new_tokens && token == model_.config().eos_token_id &&
             !t.all_banned)
-          fail(name + " generated end-of-text at " + std::to_string(i) + ", before min_new_tokens " +
-               std::to_string(t.min_new_tokens));
+          fail(name + " generated end-of-text at " + std::to_string(i) +
+               ", before min_new_tokens " + std::to_string(t.min_new_tokens));
       }
+      std::vector<std::int32_t>().swap(t.banned);  // the soak's own memory stays flat
       if (t.has_callback && t.callback_events != t.step_events)
         fail(name + ": its callback saw " + std::to_string(t.callback_events) + " events, step() " +
              std::to_string(t.step_events));
