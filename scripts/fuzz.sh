@@ -50,6 +50,7 @@ build=${CTFORMER_FUZZ_BUILD_DIR:-build-fuzz}
 CC=$cc CXX=$cxx cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCTFORMER_FUZZ=ON \
   -DCTFORMER_CUDA=OFF -DCTFORMER_BUILD_TOOLS=OFF -DCTFORMER_BUILD_BENCH=OFF >/dev/null
 cmake --build "$build" -j "$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}")
+echo "fuzz.sh: [${SECONDS} s] built; running each target for ${seconds} s"
 
 # tokenizer_encode runs on GPT-2's real vocabulary when it is there (as the tests find it), else on
 # the small committed one (tests/fuzz/data).

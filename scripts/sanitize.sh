@@ -21,6 +21,7 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-
   -DCMAKE_CXX_FLAGS="-D_GLIBCXX_ASSERTIONS" -DCTFORMER_SANITIZE=address,undefined \
   -DCTFORMER_CUDA=OFF "$@"
 cmake --build "$build" -j "$(nproc)"
+echo "sanitize.sh: [${SECONDS} s] built; the tests"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -8,13 +8,22 @@
 # Build folder: build/ (override with CTFORMER_BUILD_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each stage's start, with the seconds since this script started: where CI's time goes.
+stage() { echo "test.sh: [${SECONDS} s] $*"; }
+stage "dependencies"
 scripts/install-deps.sh
 build=${CTFORMER_BUILD_DIR:-build}
 # CUDA (when nvcc is found): every kernel specialisation is compiled for sm_80 and sm_90 in CI, so
 # that one that does not compile never lands; pass -DCMAKE_CUDA_ARCHITECTURES=... to override.
+stage "build"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="80;90" "$@"
 cmake --build "$build" -j "$(nproc)"
+stage "tests"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
+stage "soak"
 "$build/bench/soak/soak_bench"
+stage "sanitizers"
 scripts/sanitize.sh
+stage "fuzzing"
 scripts/fuzz.sh 30
+stage "done"

@@ -98,6 +98,42 @@ BOOST_AUTO_TEST_CASE(bias_and_penalty_options_are_the_librarys_parameters) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(logprobs_are_the_librarys_with_each_token_named) {
+  const auto r = run_cli("generate " + test::TinyFullVocabModel::shared().arg() +
+                         " --json --prompt 'My example 0' --max-new-tokens 5 --logprobs 3");
+  BOOST_REQUIRE_EQUAL(r.status, 0);
+  auto model = GPT2<cpu, float>::from_directory(test::TinyFullVocabModel::shared().dir.path);
+  const auto tokenizer = Gpt2Tokenizer::from_directory(test::TinyFullVocabModel::shared().dir.path);
+  Generator alone(model, {}, &tokenizer);
+  Request request;
+  request.text = "My example 0";
+  request.params.max_new_tokens = 5;
+  request.params.max_length = 1000;
+  request.params.logprobs = 3;
+  alone.submit(request);
+  const Result want = alone.run().at(0);
+  const auto places = nlohmann::json::parse(r.out)[0]["logprobs"];
+  BOOST_REQUIRE_EQUAL(places.size(), want.logprobs.size());
+  for (std::size_t t = 0; t < places.size(); ++t) {
+    const TokenLogprobs& w = want.logprobs[t];
+    BOOST_TEST(places[t]["token"].get<std::int32_t>() == w.token);
+    const std::string_view bytes = tokenizer.token_bytes(w.token);
+    const auto text = places[t]["text"].get<std::string>();
+    BOOST_TEST((is_valid_utf8(bytes) ? text == bytes : text.starts_with("bytes:")), text);
+    BOOST_TEST(places[t]["logprob"].get<float>() == w.logprob);
+    BOOST_REQUIRE_EQUAL(places[t]["top"].size(), 3u);
+    for (std::size_t k = 0; k < 3; ++k) {
+      BOOST_TEST(places[t]["top"][k][0].get<std::int32_t>() == w.top[k].token);
+      BOOST_TEST(places[t]["top"][k][1].get<float>() == w.top[k].logprob);
+    }
+  }
+  const auto u = run_cli("generate " + test::TinyFullVocabModel::shared().arg() +
+                             " --prompt a --logprobs 2",
+                         "", true);
+  BOOST_TEST(u.status == 2);
+  BOOST_TEST(contains(u.out, "--logprobs needs --json"), u.out);
+}
+
 BOOST_AUTO_TEST_CASE(one_prompt_streams_prompt_and_continuation) {
   const auto r = run_cli("generate " + test::TinyFullVocabModel::shared().arg() +
                          " --prompt 'My example 0' --max-length 10");

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "arguments.hpp"
-#include "completions_api.hpp"  // json_finish_reason
+#include "completions_api.hpp"  // json_finish_reason, token_name
 #include "ctformer/ctformer.hpp"
 #include "hub/hub.hpp"
 #include "prompt_file.hpp"
@@ -24,7 +24,7 @@ inline constexpr const char* kGenerateUsage =
     "                         [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]\n"
     "                         [--presence-penalty X] [--frequency-penalty X]\n"
     "                         [--no-repeat-ngram-size N] [--logit-bias ID=BIAS]...\n"
-    "                         [--seed S] [--stop TEXT]...\n"
+    "                         [--seed S] [--stop TEXT]... [--logprobs N]\n"
     "                         [--batch-size N] [--dtype fp32|fp16|bf16] [--device cpu|cuda]\n"
     "                         [--json]\n"
     "\n"
@@ -50,7 +50,9 @@ inline constexpr const char* kGenerateUsage =
     "  --batch-size N       sequences decoded together (default 64)\n"
     "  --dtype D            weights in fp32 (default), fp16 or bf16 (see docs/precision.md)\n"
     "  --device D           cpu (default), or cuda (a CUDA build of ctformer and a GPU)\n"
-    "  --json               print a JSON array, one object per prompt (docs/cli.md)";
+    "  --json               print a JSON array, one object per prompt (docs/cli.md)\n"
+    "  --logprobs N         with --json: each generated token's log-probability and the N most\n"
+    "                       likely tokens at its place (0: none of them)";
 
 inline int generate_main(int argc, char** argv) {
   Arguments args(argc, argv, kGenerateUsage);
@@ -94,7 +96,9 @@ inline int generate_main(int argc, char** argv) {
   const std::string dtype_name = args.value("--dtype").value_or("fp32");
   const std::string device_name = args.value("--device").value_or("cpu");
   const bool json = args.flag("--json");
+  const auto logprobs = args.number<std::int32_t>("--logprobs");
   args.finish();
+  if (logprobs && !json) args.fail("--logprobs needs --json (they are printed with the tokens)");
   if (!model_dir) args.fail("--model DIR|NAME is required");
   if (prompt && file) args.fail("give --prompt or --file, not both");
   if (options.max_batch <= 0) args.fail("--batch-size must be positive");
@@ -124,6 +128,7 @@ inline int generate_main(int argc, char** argv) {
   params.logit_bias.insert(logit_bias.begin(), logit_bias.end());
   params.seed = seed;
   params.stop_strings = stops;
+  params.logprobs = logprobs;
   params.validate();
 
   std::vector<std::string> prompts;
@@ -170,6 +175,17 @@ inline int generate_main(int argc, char** argv) {
                        {"generated_tokens", r.tokens.size()},
                        {"ttft_ms", r.ttft_ms},
                        {"seed", r.seed}});
+        if (logprobs) {
+          nlohmann::json& places = out.back()["logprobs"] = nlohmann::json::array();
+          for (const TokenLogprobs& t : r.logprobs) {
+            nlohmann::json top = nlohmann::json::array();
+            for (const LikelyToken& l : t.top) top.push_back({l.token, l.logprob});
+            places.push_back({{"token", t.token},
+                              {"text", token_name(tokenizer, t.token)},
+                              {"logprob", t.logprob},
+                              {"top", std::move(top)}});
+          }
+        }
       } else {
         std::cout << "=== " << (p + 1) << " ===\n" << prompts[p] << r.text << "\n";
       }
