@@ -127,9 +127,9 @@ BOOST_AUTO_TEST_CASE(logprobs_are_the_librarys_with_each_token_named) {
       BOOST_TEST(places[t]["top"][k][1].get<float>() == w.top[k].logprob);
     }
   }
-  const auto u = run_cli("generate " + test::TinyFullVocabModel::shared().arg() +
-                             " --prompt a --logprobs 2",
-                         "", true);
+  const auto u =
+      run_cli("generate " + test::TinyFullVocabModel::shared().arg() + " --prompt a --logprobs 2",
+              "", true);
   BOOST_TEST(u.status == 2);
   BOOST_TEST(contains(u.out, "--logprobs needs --json"), u.out);
 }

@@ -311,6 +311,41 @@ BOOST_AUTO_TEST_CASE(n_samples_with_a_seed_are_the_librarys_samples_at_seed_and_
   BOOST_TEST(j["usage"]["prompt_tokens"] == library("Once upon a time", greedy(1)).prompt.size());
 }
 
+BOOST_AUTO_TEST_CASE(streamed_choices_come_side_by_side) {
+  Server server;
+  const auto r = server.post({{"prompt", "Once upon a time"},
+                              {"max_tokens", 24},
+                              {"n", 3},
+                              {"seed", 77},
+                              {"ignore_eos", true},
+                              {"stream", true}});
+  BOOST_REQUIRE(r);
+  BOOST_REQUIRE_EQUAL(r->status, 200);
+  const auto lines = events(r->body);
+  std::string text[3];
+  std::size_t first_chunk[3] = {0, 0, 0}, last_chunk[3] = {0, 0, 0};
+  bool seen[3] = {false, false, false};
+  for (std::size_t k = 0; k + 1 < lines.size(); ++k) {
+    const json chunk = json::parse(lines[k]);
+    const json& c = chunk["choices"][0];
+    const std::size_t i = c["index"];
+    BOOST_REQUIRE(i < 3u);
+    text[i] += c["text"].get<std::string>();
+    if (!seen[i]) first_chunk[i] = k, seen[i] = true;
+    last_chunk[i] = k;
+  }
+  for (std::size_t i = 0; i < 3; ++i) {
+    GenerationParams p = greedy(24);
+    p.do_sample = true;
+    p.top_k = 0;
+    p.stop_at_eos = false;
+    p.seed = 77 + i;
+    BOOST_TEST(text[i] == library("Once upon a time", p).text);
+    // Generated together and sent as they come: each choice starts before the first ends.
+    BOOST_TEST(first_chunk[i] < last_chunk[0], "choice " << i);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_stop_string_ends_the_text_and_is_left_out) {
   Server server;
   const Result whole = library("My example 2", greedy(16));

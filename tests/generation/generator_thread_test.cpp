@@ -116,6 +116,48 @@ BOOST_AUTO_TEST_CASE(requests_from_many_threads_each_equal_running_it_alone) {
   BOOST_TEST(s.generated_tokens == generated);
 }
 
+BOOST_AUTO_TEST_CASE(one_thread_reads_a_group_of_streams_side_by_side) {
+  auto model = load("gpt2-h32");
+  auto requests = test::mixed_requests(model.config().vocab_size, 6, [](int i) { return 10 + i; });
+  for (Request& r : requests) r.params.stop_at_eos = false;  // each its 10 + i tokens
+  GeneratorThread threaded(model, batch_of(6), nullptr);
+  const auto group = std::make_shared<StreamGroup>();
+  std::vector<std::unique_ptr<RequestStream>> streams;
+  for (const Request& r : requests) streams.push_back(threaded.submit(r, group));
+  // Polled in turn, waiting on the group only when none had an event: every event arrives, in
+  // order, and each stream's tokens are its result's.
+  std::vector<std::vector<std::int32_t>> streamed(streams.size());
+  std::vector<bool> ended(streams.size(), false);
+  std::size_t left = streams.size(), waits = 0;
+  std::vector<std::size_t> first_event_round(streams.size(), 0), last_round(streams.size(), 0);
+  for (std::size_t round = 0; left > 0; ++round) {
+    const std::uint64_t seen = group->version();
+    bool any = false;
+    for (std::size_t i = 0; i < streams.size(); ++i) {
+      if (ended[i]) continue;
+      const auto e = streams[i]->poll();
+      if (!e) continue;
+      any = true;
+      if (streamed[i].empty() && e->token) first_event_round[i] = round;
+      if (e->token) streamed[i].push_back(*e->token);
+      last_round[i] = round;
+      if (e->finished) ended[i] = true, --left;
+    }
+    if (!any) {
+      group->wait_past(seen);
+      ++waits;
+    }
+  }
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    BOOST_TEST(!streams[i]->poll().has_value());  // nothing after the last event
+    BOOST_TEST(streamed[i] == streams[i]->result().tokens, boost::test_tools::per_element());
+    // All six run in one batch and are read one event each in turn, so each had its first token
+    // read before the first request's last (no stream waits for another to end).
+    BOOST_TEST(first_event_round[i] < last_round[0]);
+  }
+  BOOST_TEST_MESSAGE(waits << " waits on the group");
+}
+
 BOOST_AUTO_TEST_CASE(dropping_a_stream_cancels_its_request_and_frees_its_blocks) {
   auto model = load("gpt2-h16");
   GeneratorThread threaded(model, batch_of(4), nullptr);

@@ -83,6 +83,7 @@ struct Completion {
   std::int64_t created = 0;
   CompletionRequest request;
   std::vector<std::unique_ptr<RequestStream>> streams;
+  std::shared_ptr<StreamGroup> group = std::make_shared<StreamGroup>();  // of the streams
   Clock::time_point arrived;
   std::optional<Clock::time_point> first_token;
 
@@ -90,44 +91,118 @@ struct Completion {
     return {{"id", id}, {"object", "text_completion"}, {"created", created}};
   }
 
-  // Reads choice i's events to the end; `on_piece(text, finished, logprobs)` gets each piece of
-  // text as it comes, the stop string taken off, with the `logprobs` object of its tokens (null
-  // when not asked for). The echoed prompt is the first piece; with logprobs it waits for the
-  // prompt's, which come with the first event. Returns the result with its text as the API
-  // reports it.
-  template <class OnPiece>
-  Result drain(std::size_t i, const Gpt2Tokenizer& tokenizer, OnPiece&& on_piece) {
-    std::string text = request.echo_texts[i];
-    std::optional<LogprobsWriter> logprobs;
-    if (request.logprobs) logprobs.emplace(tokenizer);
-    auto take = [&] { return logprobs ? logprobs->take() : nlohmann::json(nullptr); };
-    bool echo_pending = !text.empty();
-    if (echo_pending && !logprobs) {
-      on_piece(text, std::optional<FinishReason>(), nlohmann::json(nullptr));
-      echo_pending = false;
+  // Turns choice i's events into pieces of the response: `on_piece(text, finished, logprobs)`
+  // gets each piece of text as it comes, the stop string taken off, with the `logprobs` object of
+  // its tokens (null when not asked for). The echoed prompt is the first piece; with logprobs it
+  // waits for the prompt's, which come with the first event.
+  class ChoiceReader {
+   public:
+    ChoiceReader(const Completion& c, std::size_t i, const Gpt2Tokenizer& tokenizer)
+        : c_(c), i_(i), text_(c.request.echo_texts[i]), echo_pending_(!text_.empty()) {
+      if (c.request.logprobs) logprobs_.emplace(tokenizer);
     }
-    while (const auto e = streams[i]->next()) {
-      if (echo_pending) {
-        const std::vector<std::int32_t>& prompt = request.choices[i].prompt;
-        logprobs->add(prompt[0], nullptr);
-        for (std::size_t t = 1; t < prompt.size() && t <= e->prompt_logprobs.size(); ++t)
-          logprobs->add(prompt[t], &e->prompt_logprobs[t - 1]);
-        on_piece(text, std::optional<FinishReason>(), take());
-        echo_pending = false;
+
+    template <class OnPiece>
+    void start(OnPiece&& on_piece) {
+      if (echo_pending_ && !logprobs_) {
+        on_piece(text_, std::optional<FinishReason>(), nlohmann::json(nullptr));
+        echo_pending_ = false;
       }
-      if (e->token && !first_token) first_token = Clock::now();
-      if (e->token && e->logprobs) logprobs->add(*e->token, &*e->logprobs);
-      std::string piece = e->text;
-      if (e->finished == FinishReason::stop_string) {
-        const std::size_t tail = stop_string_tail(text + piece, request.stop_strings);
+    }
+
+    template <class OnPiece>
+    void feed(const TokenEvent& e, OnPiece&& on_piece) {
+      if (echo_pending_) {
+        const std::vector<std::int32_t>& prompt = c_.request.choices[i_].prompt;
+        logprobs_->add(prompt[0], nullptr);
+        for (std::size_t t = 1; t < prompt.size() && t <= e.prompt_logprobs.size(); ++t)
+          logprobs_->add(prompt[t], &e.prompt_logprobs[t - 1]);
+        on_piece(text_, std::optional<FinishReason>(), take());
+        echo_pending_ = false;
+      }
+      if (e.token && e.logprobs) logprobs_->add(*e.token, &*e.logprobs);
+      std::string piece = e.text;
+      if (e.finished == FinishReason::stop_string) {
+        const std::size_t tail = stop_string_tail(text_ + piece, c_.request.stop_strings);
         piece.resize(piece.size() - std::min(tail, piece.size()));
       }
-      text += piece;
-      if (!piece.empty() || e->finished || e->logprobs) on_piece(piece, e->finished, take());
+      text_ += piece;
+      if (!piece.empty() || e.finished || e.logprobs) on_piece(piece, e.finished, take());
     }
-    Result r = streams[i]->result();
-    r.text = std::move(text);
-    return r;
+
+    // After the last event: the result, with its text as the API reports it.
+    Result finish(RequestStream& stream) {
+      Result r = stream.result();
+      r.text = std::move(text_);
+      return r;
+    }
+
+   private:
+    nlohmann::json take() { return logprobs_ ? logprobs_->take() : nlohmann::json(nullptr); }
+    const Completion& c_;
+    std::size_t i_;
+    std::string text_;
+    std::optional<LogprobsWriter> logprobs_;
+    bool echo_pending_;
+  };
+
+  // Reads choice i's events to the end, waiting for each.
+  template <class OnPiece>
+  Result drain(std::size_t i, const Gpt2Tokenizer& tokenizer, OnPiece&& on_piece) {
+    ChoiceReader reader(*this, i, tokenizer);
+    reader.start(on_piece);
+    while (const auto e = streams[i]->next()) {
+      if (e->token && !first_token) first_token = Clock::now();
+      reader.feed(*e, on_piece);
+    }
+    return reader.finish(*streams[i]);
+  }
+
+  // Reads every choice's events side by side, as they come (one event of each choice in turn, so
+  // that no choice waits for another to end): `on_piece(i, text, finished, logprobs)`. Stops
+  // early, cancelling every choice, when on_piece returns false (the client went away), and then
+  // returns false. `results` gets the finished choices' results, in choice order.
+  template <class OnPiece>
+  bool read_all(const Gpt2Tokenizer& tokenizer, OnPiece&& on_piece, std::vector<Result>& results) {
+    const std::size_t n = streams.size();
+    std::vector<ChoiceReader> readers;
+    std::vector<std::optional<Result>> finished(n);
+    std::vector<bool> done(n, false);
+    bool connected = true;
+    auto piece_of = [&](std::size_t i) {
+      return [&, i](const std::string& text, std::optional<FinishReason> finished,
+                    nlohmann::json logprobs) {
+        if (connected && !on_piece(i, text, finished, std::move(logprobs))) {
+          connected = false;
+          for (auto& s : streams) s->cancel();
+        }
+      };
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+      readers.emplace_back(*this, i, tokenizer);
+      readers[i].start(piece_of(i));
+    }
+    for (std::size_t left = n; left > 0 && connected;) {
+      const std::uint64_t seen = group->version();
+      bool any = false;
+      for (std::size_t i = 0; i < n && connected; ++i) {
+        if (done[i]) continue;
+        const auto e = streams[i]->poll();
+        if (!e) continue;
+        any = true;
+        if (e->token && !first_token) first_token = Clock::now();
+        readers[i].feed(*e, piece_of(i));
+        if (e->finished) {
+          finished[i] = readers[i].finish(*streams[i]);
+          done[i] = true;
+          --left;
+        }
+      }
+      if (!any) group->wait_past(seen);
+    }
+    for (auto& r : finished)
+      if (r) results.push_back(std::move(*r));
+    return connected;
   }
 
   nlohmann::json usage(const std::vector<Result>& results) const {
@@ -233,7 +308,7 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
       c->request = parse_completion_request(body, served_model, tokenizer);
       for (std::size_t i = 0; i < c->request.choices.size(); ++i) {
         try {
-          c->streams.push_back(generator.submit(c->request.choices[i]));  // drain reads its ids
+          c->streams.push_back(generator.submit(c->request.choices[i], c->group));
         } catch (const InputError& e) {
           throw ApiError(400,
                          c->request.choices.size() > 1
@@ -281,61 +356,57 @@ int serve(Model& model, const Gpt2Tokenizer& tokenizer, const GeneratorOptions& 
       return;
     }
 
-    // Server-sent events: a chunk per piece of text, choice after choice, then [DONE].
+    // Server-sent events: a chunk per piece of text, the choices' chunks as they come, then
+    // [DONE].
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream", [c, &served_model, &tokenizer](
-                                                              std::size_t,
-                                                              httplib::DataSink& sink) {
-      json chunk = c->envelope();
-      chunk["model"] = served_model;
-      const auto send = [&](const json& j) {
-        const std::string event = "data: " + wire(j) + "\n\n";
-        return sink.write(event.data(), event.size());
-      };
-      std::vector<Result> results;
-      bool connected = true;
-      try {
-        for (std::size_t i = 0; i < c->streams.size() && connected; ++i) {
-          results.push_back(c->drain(
-              i, tokenizer,
-              [&](const std::string& text, std::optional<FinishReason> finished, json logprobs) {
-                if (!connected) return;
-                chunk["choices"] =
-                    json::array({{{"text", text},
-                                  {"index", i},
-                                  {"logprobs", std::move(logprobs)},
-                                  {"finish_reason", finished ? json(json_finish_reason(*finished))
-                                                             : json(nullptr)}}});
-                if (c->request.include_usage) chunk["usage"] = nullptr;
-                // A client that went away: its requests are cancelled as `c` goes.
-                if (!send(chunk)) {
-                  connected = false;
-                  for (auto& s : c->streams) s->cancel();
-                }
-              }));
-        }
-      } catch (const std::exception& e) {
-        // A failed step: the 200 status line went out before the first event, so the error
-        // is an event too (OpenAI's error object), and the stream ends.
-        send(api_error_json(e.what(), "server_error"));
-        std::fprintf(stderr, "POST /v1/completions 500 (streamed): %s\n", e.what());
-        return false;
-      }
-      if (!connected) {
-        c->log(499, results);  // nginx's "client closed request"
-        return false;
-      }
-      if (c->request.include_usage) {
-        chunk["choices"] = json::array();
-        chunk["usage"] = c->usage(results);
-        send(chunk);
-      }
-      const std::string done = "data: [DONE]\n\n";
-      sink.write(done.data(), done.size());
-      sink.done();
-      c->log(200, results);
-      return true;
-    });
+    res.set_chunked_content_provider(
+        "text/event-stream", [c, &served_model, &tokenizer](std::size_t, httplib::DataSink& sink) {
+          json chunk = c->envelope();
+          chunk["model"] = served_model;
+          const auto send = [&](const json& j) {
+            const std::string event = "data: " + wire(j) + "\n\n";
+            return sink.write(event.data(), event.size());
+          };
+          std::vector<Result> results;
+          bool connected = true;
+          try {
+            // A client that went away (a failed write): its requests are cancelled.
+            connected = c->read_all(
+                tokenizer,
+                [&](std::size_t i, const std::string& text, std::optional<FinishReason> finished,
+                    json logprobs) {
+                  chunk["choices"] =
+                      json::array({{{"text", text},
+                                    {"index", i},
+                                    {"logprobs", std::move(logprobs)},
+                                    {"finish_reason", finished ? json(json_finish_reason(*finished))
+                                                               : json(nullptr)}}});
+                  if (c->request.include_usage) chunk["usage"] = nullptr;
+                  return send(chunk);
+                },
+                results);
+          } catch (const std::exception& e) {
+            // A failed step: the 200 status line went out before the first event, so the error
+            // is an event too (OpenAI's error object), and the stream ends.
+            send(api_error_json(e.what(), "server_error"));
+            std::fprintf(stderr, "POST /v1/completions 500 (streamed): %s\n", e.what());
+            return false;
+          }
+          if (!connected) {
+            c->log(499, results);  // nginx's "client closed request"
+            return false;
+          }
+          if (c->request.include_usage) {
+            chunk["choices"] = json::array();
+            chunk["usage"] = c->usage(results);
+            send(chunk);
+          }
+          const std::string done = "data: [DONE]\n\n";
+          sink.write(done.data(), done.size());
+          sink.done();
+          c->log(200, results);
+          return true;
+        });
   });
 
   server.Post("/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {

@@ -37,6 +37,35 @@ class GeneratorStoppedError : public Error {
   using Error::Error;
 };
 
+// Lets one thread wait for whichever of several streams has news: a server streaming the n choices
+// of one request side by side. Give it to submit() for each of them; version() changes whenever one
+// of them gets an event, its result or an error.
+class StreamGroup {
+ public:
+  std::uint64_t version() const {
+    std::lock_guard lock(mutex_);
+    return version_;
+  }
+
+  // Waits until version() is no longer `seen`: read version(), poll() every stream, and wait
+  // only if none had anything, so that no news is missed between the two.
+  void wait_past(std::uint64_t seen) const {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return version_ != seen; });
+  }
+
+  void bump() {
+    std::lock_guard lock(mutex_);
+    ++version_;
+    changed_.notify_all();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;
+  std::uint64_t version_ = 0;
+};
+
 namespace detail {
 
 // What a RequestStream and the generator's thread share for one request.
@@ -47,6 +76,13 @@ struct StreamState {
   std::optional<Result> result;
   std::exception_ptr error;
   std::atomic<bool> cancel{false};
+  std::shared_ptr<StreamGroup> group;  // told of each change too, when there is one
+
+  // Call with `mutex` held, after changing what it guards.
+  void notify() {
+    changed.notify_all();
+    if (group) group->bump();
+  }
 };
 
 // The queue between callers and the generator's thread, and how callers wake it.
@@ -80,6 +116,19 @@ class RequestStream {
     std::unique_lock lock(state_->mutex);
     state_->changed.wait(
         lock, [&] { return !state_->events.empty() || state_->result || state_->error; });
+    if (!state_->events.empty()) {
+      TokenEvent e = std::move(state_->events.front());
+      state_->events.pop_front();
+      return e;
+    }
+    if (state_->error) std::rethrow_exception(state_->error);
+    return std::nullopt;
+  }
+
+  // The next event if one is already here, without waiting; empty otherwise (after the last event,
+  // the one with `finished` set, always). Throws GeneratorStoppedError as next() does.
+  std::optional<TokenEvent> poll() {
+    std::lock_guard lock(state_->mutex);
     if (!state_->events.empty()) {
       TokenEvent e = std::move(state_->events.front());
       state_->events.pop_front();
@@ -157,10 +206,13 @@ class GeneratorThread {
   }
 
   // Checks the request on this thread (InputError names what is wrong; OverloadedError when too
-  // many wait; GeneratorStoppedError after a failed step) and queues it.
-  std::unique_ptr<RequestStream> submit(Request request) {
+  // many wait; GeneratorStoppedError after a failed step) and queues it. `group`, if given, is
+  // told of each of its events too.
+  std::unique_ptr<RequestStream> submit(Request request,
+                                        std::shared_ptr<StreamGroup> group = nullptr) {
     generator_.prepare(request);
     auto state = std::make_shared<detail::StreamState>();
+    state->group = std::move(group);
     std::lock_guard lock(mailbox_->mutex);
     if (!mailbox_->failure.empty())
       throw GeneratorStoppedError("the generator stopped after a failed step: " +
@@ -235,7 +287,7 @@ class GeneratorThread {
           if (it == live.end()) continue;
           std::lock_guard lock(it->second->mutex);
           it->second->events.push_back(std::move(e));
-          it->second->changed.notify_all();
+          it->second->notify();
         }
         for (Result& r : results) {
           const auto it = live.find(r.id);
@@ -245,7 +297,7 @@ class GeneratorThread {
           live.erase(it);
           std::lock_guard lock(state->mutex);
           state->result = std::move(r);
-          state->changed.notify_all();
+          state->notify();
         }
       } catch (const std::exception& e) {
         fail(e.what(), taken, live);
@@ -274,7 +326,7 @@ class GeneratorThread {
     for (const auto& state : states) {
       std::lock_guard lock(state->mutex);
       state->error = error;
-      state->changed.notify_all();
+      state->notify();
     }
   }
 
