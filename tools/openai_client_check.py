@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks `ctformer serve` with OpenAI's own Python client (pip install openai): a completion, the
-same completion streamed, log-probabilities (of the prompt too, with echo), logit_bias and the
-penalties, the model list, and the errors the client maps to its exception types.
+same completion streamed, two choices streamed side by side, log-probabilities (of the prompt too,
+with echo), logit_bias and the penalties, the model list, and the errors the client maps to its
+exception types.
 
     build/tools/ctformer/ctformer serve --model gpt2 --port 8000 --api-key KEY &
     python3 tools/openai_client_check.py --url http://127.0.0.1:8000/v1 --api-key KEY
@@ -37,6 +38,18 @@ def main():
     print("streamed:  ", repr("".join(parts)), usage)
     assert "".join(parts) == whole.choices[0].text, "the streamed text differs"
     assert usage.completion_tokens == whole.usage.completion_tokens
+
+    # Two choices streamed: their chunks interleave, each carrying its index; put together they
+    # are the same request's choices unstreamed.
+    texts = ["", ""]
+    for chunk in client.completions.create(model=model, prompt="My example 0", max_tokens=8, n=2,
+                                           seed=5, stream=True):
+        for c in chunk.choices:
+            texts[c.index] += c.text
+    whole_n = client.completions.create(model=model, prompt="My example 0", max_tokens=8, n=2,
+                                        seed=5)
+    print("n=2:       ", texts)
+    assert texts == [c.text for c in sorted(whole_n.choices, key=lambda c: c.index)]
 
     scored = client.completions.create(model=model, prompt="My example 0", max_tokens=4,
                                        temperature=0, logprobs=3, echo=True)
