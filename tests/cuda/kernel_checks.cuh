@@ -340,7 +340,6 @@ void check_rows_and_argmax(std::mt19937& rng) {
 template <class T>
 void check_sampling(std::mt19937& rng) {
   const std::int64_t M = 33, V = 1000;
-  const auto logits = random_values<T>(M * V, rng, 3.0f);
   const std::vector<std::int32_t> history = {1, 5, 5, 999, 42};
   // A logit bias, a ban, a bias and penalties on a repeated token, and a penalty alone.
   const std::vector<ops::TokenBias> biases = {
@@ -362,6 +361,11 @@ void check_sampling(std::mt19937& rng) {
   }
   rows[M - 2].biases = banned;  // every token banned (a sampled row and a greedy one): token 0
   rows[M - 1].biases = banned;
+  // Scores that overflow over the temperature, and NaN logits: both tie as the most likely.
+  const std::vector<ops::TokenBias> huge = {{3, 3e38f, 0.0f}, {9, 3e38f, 0.0f}};
+  rows[M - 3].biases = huge;
+  auto logits = random_values<T>(M * V, rng, 3.0f);
+  logits[std::size_t((M - 4) * V + 4)] = logits[std::size_t((M - 4) * V + 11)] = NAN;
   std::vector<std::int32_t> want(M), got(M, -1);
   ops::Sample<cpu>::run({logits.data(), M, V}, rows, want);
   const auto d_logits = to_device<T>(logits);
@@ -372,6 +376,8 @@ void check_sampling(std::mt19937& rng) {
   BOOST_TEST(got == want, boost::test_tools::per_element());
   BOOST_TEST(want[std::size_t(M - 2)] == 0);
   BOOST_TEST(want[std::size_t(M - 1)] == 0);
+  BOOST_TEST((want[std::size_t(M - 3)] == 3 || want[std::size_t(M - 3)] == 9));
+  BOOST_TEST((want[std::size_t(M - 4)] == 4 || want[std::size_t(M - 4)] == 11));
 
   // A batch that only decodes greedily (no sort, no CUB temporary storage) over GPT-2's vocabulary,
   // one row with a penalty.

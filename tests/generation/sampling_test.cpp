@@ -154,6 +154,32 @@ BOOST_AUTO_TEST_CASE(biases_bans_and_penalties_move_the_distribution) {
   check_sampler(0.7f, 20, 0.9f, 0.02f, biases);
 }
 
+BOOST_AUTO_TEST_CASE(overflowing_and_nan_scores_tie_as_the_most_likely) {
+  // A bias near the largest float over temperature 0.5 overflows to infinity, and an overflowed
+  // model gives NaN logits: those tokens are drawn, about equally, never another one.
+  auto drawn_only = [](const std::vector<float>& logits, std::span<const ops::TokenBias> biases,
+                       std::int32_t a, std::int32_t b) {
+    std::vector<ops::SamplingRow> rows = {{0.5f, 0, 0.9f, 1.0f, 7, 0, {}, 0.0f, {}}};
+    rows[0].biases = biases;
+    const int n = 2000;
+    int first = 0;
+    for (int i = 0; i < n; ++i) {
+      rows[0].draw = std::uint64_t(i);
+      std::int32_t id = -1;
+      ops::Sample<cpu>::run({logits.data(), 1, std::int64_t(logits.size())}, rows, {&id, 1});
+      BOOST_TEST_REQUIRE((id == a || id == b), "drew token " << id);
+      first += id == a;
+    }
+    BOOST_TEST(std::abs(first - n / 2) < 150, first << " of " << n << " draws were token " << a);
+  };
+  const auto logits = model_logits();
+  const std::vector<ops::TokenBias> huge = {{3, 3e38f, 0.0f}, {9, 3e38f, 0.0f}};
+  drawn_only(logits, huge, 3, 9);
+  auto with_nan = logits;
+  with_nan[4] = with_nan[11] = std::numeric_limits<float>::quiet_NaN();
+  drawn_only(with_nan, {}, 4, 11);
+}
+
 BOOST_AUTO_TEST_CASE(a_wrong_distribution_is_detected) {
   // The test's power: samples at T = 1.3 judged against T = 1.0 must fail the bound.
   const auto logits = model_logits();

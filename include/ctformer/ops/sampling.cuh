@@ -84,8 +84,10 @@ __global__ void __launch_bounds__(kSampleThreads)
       out[biases[b].token] -= biases[b].penalty;
     __syncthreads();
   }
+  // Overflow and NaN become the largest float, as on the CPU (ops/sampling.hpp says why).
   if (p.temperature > 0.0f)
-    for (std::int64_t v = threadIdx.x; v < V; v += kSampleThreads) out[v] /= p.temperature;
+    for (std::int64_t v = threadIdx.x; v < V; v += kSampleThreads)
+      out[v] = fminf(out[v] / p.temperature, FLT_MAX);
 }
 
 // One block per row: greedy rows take the argmax of `scores`; the others draw from the sorted row.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <string>
@@ -115,7 +116,10 @@ struct Sample<cpu> {
   static std::int32_t draw(std::vector<float>& scores, const SamplingRow& r,
                            std::vector<std::int32_t>& order) {
     const auto V = std::int32_t(scores.size());
-    for (float& s : scores) s /= r.temperature;
+    // A score that overflows (a huge bias over a small temperature) or is NaN (a model that
+    // overflowed) becomes the largest float: such tokens tie as the most likely, instead of an
+    // infinity's NaN probabilities choosing the least likely token. fmin drops the NaN.
+    for (float& s : scores) s = std::fmin(s / r.temperature, std::numeric_limits<float>::max());
     // Candidates by decreasing score; ties keep the lower id first.
     order.resize(std::size_t(V));
     std::iota(order.begin(), order.end(), 0);
