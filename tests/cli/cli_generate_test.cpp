@@ -26,7 +26,24 @@ BOOST_TEST_GLOBAL_FIXTURE(RequireGpt2Vocab);
 
 using ctformer::test::contains;
 
-namespace {}  // namespace
+namespace {
+
+// What the library generates for `text` alone with `params`: the reference for the CLI's output
+// (max_length raised, so that only max_new_tokens limits it, as the CLI's options do).
+Result library_result(const std::string& text, GenerationParams params) {
+  const auto& dir = test::TinyFullVocabModel::shared().dir.path;
+  auto model = GPT2<cpu, float>::from_directory(dir);
+  const auto tokenizer = Gpt2Tokenizer::from_directory(dir);
+  Generator alone(model, {}, &tokenizer);
+  Request request;
+  request.text = text;
+  request.params = std::move(params);
+  request.params.max_length = 1000;
+  alone.submit(request);
+  return alone.run().at(0);
+}
+
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(json_output_matches_the_library_for_each_prompt_in_order) {
   const std::vector<std::string> prompts = {"My example 0", "Hello, world",
@@ -40,17 +57,12 @@ BOOST_AUTO_TEST_CASE(json_output_matches_the_library_for_each_prompt_in_order) {
   const auto results = nlohmann::json::parse(r.out);
   BOOST_REQUIRE_EQUAL(results.size(), prompts.size());
 
-  auto model = GPT2<cpu, float>::from_directory(test::TinyFullVocabModel::shared().dir.path);
   const auto tokenizer = Gpt2Tokenizer::from_directory(test::TinyFullVocabModel::shared().dir.path);
   std::vector<std::vector<std::int32_t>> ids, expected;
+  GenerationParams params;
+  params.max_new_tokens = 7;
   for (const auto& p : prompts) {
-    Generator alone(model, {}, &tokenizer);
-    Request request;
-    request.text = p;
-    request.params.max_new_tokens = 7;
-    request.params.max_length = 1000;
-    alone.submit(request);
-    const Result r = alone.run().at(0);
+    const Result r = library_result(p, params);
     ids.push_back(r.prompt);
     expected.push_back(r.tokens);
   }
@@ -72,22 +84,17 @@ BOOST_AUTO_TEST_CASE(bias_and_penalty_options_are_the_librarys_parameters) {
                          " --logit-bias 13=-inf --logit-bias 262=3.5 --presence-penalty 0.5"
                          " --frequency-penalty 1.25 --no-repeat-ngram-size 2 --min-p 0.2");
   BOOST_REQUIRE_EQUAL(r.status, 0);
-  auto model = GPT2<cpu, float>::from_directory(test::TinyFullVocabModel::shared().dir.path);
-  const auto tokenizer = Gpt2Tokenizer::from_directory(test::TinyFullVocabModel::shared().dir.path);
-  Generator alone(model, {}, &tokenizer);
-  Request request;
-  request.text = "My example 0";
-  request.params.max_new_tokens = 9;
-  request.params.max_length = 1000;
-  request.params.min_new_tokens = 9;
-  request.params.logit_bias = {{13, -INFINITY}, {262, 3.5f}};
-  request.params.presence_penalty = 0.5f;
-  request.params.frequency_penalty = 1.25f;
-  request.params.no_repeat_ngram_size = 2;
-  request.params.min_p = 0.2f;
-  alone.submit(request);
+  GenerationParams params;
+  params.max_new_tokens = 9;
+  params.min_new_tokens = 9;
+  params.logit_bias = {{13, -INFINITY}, {262, 3.5f}};
+  params.presence_penalty = 0.5f;
+  params.frequency_penalty = 1.25f;
+  params.no_repeat_ngram_size = 2;
+  params.min_p = 0.2f;
   const auto j = nlohmann::json::parse(r.out);
-  BOOST_TEST(j[0]["tokens"].get<std::vector<std::int32_t>>() == alone.run().at(0).tokens,
+  BOOST_TEST(j[0]["tokens"].get<std::vector<std::int32_t>>() ==
+                 library_result("My example 0", params).tokens,
              boost::test_tools::per_element());
   for (const std::string bad : {"13", "x=1", "13=", "13=big", "13=1x"}) {
     const auto u = run_cli(
@@ -102,16 +109,11 @@ BOOST_AUTO_TEST_CASE(logprobs_are_the_librarys_with_each_token_named) {
   const auto r = run_cli("generate " + test::TinyFullVocabModel::shared().arg() +
                          " --json --prompt 'My example 0' --max-new-tokens 5 --logprobs 3");
   BOOST_REQUIRE_EQUAL(r.status, 0);
-  auto model = GPT2<cpu, float>::from_directory(test::TinyFullVocabModel::shared().dir.path);
+  GenerationParams params;
+  params.max_new_tokens = 5;
+  params.logprobs = 3;
+  const Result want = library_result("My example 0", params);
   const auto tokenizer = Gpt2Tokenizer::from_directory(test::TinyFullVocabModel::shared().dir.path);
-  Generator alone(model, {}, &tokenizer);
-  Request request;
-  request.text = "My example 0";
-  request.params.max_new_tokens = 5;
-  request.params.max_length = 1000;
-  request.params.logprobs = 3;
-  alone.submit(request);
-  const Result want = alone.run().at(0);
   const auto places = nlohmann::json::parse(r.out)[0]["logprobs"];
   BOOST_REQUIRE_EQUAL(places.size(), want.logprobs.size());
   for (std::size_t t = 0; t < places.size(); ++t) {

@@ -116,26 +116,14 @@ class RequestStream {
     std::unique_lock lock(state_->mutex);
     state_->changed.wait(
         lock, [&] { return !state_->events.empty() || state_->result || state_->error; });
-    if (!state_->events.empty()) {
-      TokenEvent e = std::move(state_->events.front());
-      state_->events.pop_front();
-      return e;
-    }
-    if (state_->error) std::rethrow_exception(state_->error);
-    return std::nullopt;
+    return take_event();
   }
 
   // The next event if one is already here, without waiting; empty otherwise (after the last event,
   // the one with `finished` set, always). Throws GeneratorStoppedError as next() does.
   std::optional<TokenEvent> poll() {
     std::lock_guard lock(state_->mutex);
-    if (!state_->events.empty()) {
-      TokenEvent e = std::move(state_->events.front());
-      state_->events.pop_front();
-      return e;
-    }
-    if (state_->error) std::rethrow_exception(state_->error);
-    return std::nullopt;
+    return take_event();
   }
 
   // Waits for the request to finish; its whole result (the events need not have been read).
@@ -160,6 +148,17 @@ class RequestStream {
   }
 
  private:
+  // The first event not yet read, or the step's error; with state_->mutex held.
+  std::optional<TokenEvent> take_event() {
+    if (!state_->events.empty()) {
+      TokenEvent e = std::move(state_->events.front());
+      state_->events.pop_front();
+      return e;
+    }
+    if (state_->error) std::rethrow_exception(state_->error);
+    return std::nullopt;
+  }
+
   std::shared_ptr<detail::StreamState> state_;
   std::shared_ptr<detail::Mailbox> mailbox_;
 };
