@@ -16,10 +16,11 @@ build=${CTFORMER_BUILD_DIR:-build}
 # CUDA (when nvcc is found): with a GPU, built for it (CMake's `native`). Without one, as in CI, it
 # is a compile check: the kernel tests, which instantiate every kernel specialisation, for sm_80 and
 # sm_90, so that one that does not compile for either never lands, and the rest for sm_90 only.
-# Pass -DCMAKE_CUDA_ARCHITECTURES=... to override.
+# Pass -DCMAKE_CUDA_ARCHITECTURES=... and -DCTFORMER_CUDA_KERNEL_TEST_ARCHITECTURES=... to override.
 cuda_architectures=()
 if ! nvidia-smi -L >/dev/null 2>&1; then
-  cuda_architectures=(-DCMAKE_CUDA_ARCHITECTURES=90 "-DCTFORMER_CUDA_KERNEL_TEST_ARCHITECTURES=80;90")
+  cuda_architectures=(-DCMAKE_CUDA_ARCHITECTURES=90
+                      "-DCTFORMER_CUDA_KERNEL_TEST_ARCHITECTURES=80;90")
 fi
 stage "build"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "${cuda_architectures[@]}" "$@"
